@@ -1,0 +1,45 @@
+"""The one settings object. Read once at the edge (CLI), then passed in; nothing else reads env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLIENTPULSE_", extra="ignore")
+
+    data_dir: Path = Field(Path("./data"), description="Where embedded state lives (chdb, faust tables, broker logs).")
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port].")
+    clickhouse_dsn: str = Field(
+        "",
+        description="clickhouse-connect DSN; chdb://<path> (embedded) or http(s)://user:pass@host:8123/db. "
+        "Empty means chdb://<data_dir>/clickhouse.",
+    )
+    clickhouse_database: str = Field("clientpulse", description="ClickHouse database holding our tables.")
+    partitions: int = Field(4, ge=1, le=1024, description="Partition count of every inbound topic.")
+    replication_factor: int = Field(1, ge=1, le=5, description="Replication factor for created topics.")
+    app_id: str = Field("clientpulse", description="faust app id = Kafka consumer group of the worker.")
+    sink_batch_size: int = Field(5000, ge=1, le=1_000_000, description="Max events per ClickHouse insert.")
+    sink_batch_seconds: float = Field(0.5, gt=0, le=60, description="Max wait before a partial batch is written.")
+    worker_web_port: int = Field(6066, ge=0, le=65535, description="faust web port (0 disables the web server).")
+    log_level: str = Field("warn", pattern="^(crit|error|warn|info|debug)$")
+
+    @model_validator(mode="after")
+    def _default_dsn(self) -> Settings:
+        if not self.clickhouse_dsn:
+            self.clickhouse_dsn = f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+        return self
+
+    @property
+    def embedded_clickhouse(self) -> bool:
+        return self.clickhouse_dsn.startswith("chdb://")
+
+    def env(self) -> dict[str, str]:
+        """The settings as CLIENTPULSE_* variables, to hand to a child process."""
+        out: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            out[f"CLIENTPULSE_{name.upper()}"] = str(value)
+        return out

@@ -1,0 +1,64 @@
+"""Decode and validate raw bytes into events, with messages that name the offending field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from schemas.events import EVENT_ADAPTER, EVENT_TYPES, Envelope
+
+MAX_REASON_ERRORS = 5
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why an input could not become an event. `reason` is a short machine-friendly code."""
+
+    reason: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.detail}"
+
+
+def describe(exc: ValidationError) -> str:
+    """`payload.units: Input should be greater than or equal to 0; ...` (tag stripped from loc)."""
+    parts = []
+    for err in exc.errors(include_url=False)[:MAX_REASON_ERRORS]:
+        loc = [str(x) for x in err["loc"]]
+        if loc and loc[0] in EVENT_TYPES:  # discriminated-union tag, not a field
+            loc = loc[1:]
+        if not loc and err["type"].startswith("union_tag"):
+            loc = ["event_type"]
+        where = ".".join(loc) or "event"
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}")
+    more = exc.error_count() - MAX_REASON_ERRORS
+    if more > 0:
+        parts.append(f"(+{more} more)")
+    return "; ".join(parts)
+
+
+def classify(exc: ValidationError) -> str:
+    """A stable reason code for metrics and the dead-letter table."""
+    types = {e["type"] for e in exc.errors(include_url=False)}
+    if "json_invalid" in types or "json_type" in types:
+        return "malformed_json"
+    if types & {"union_tag_invalid", "union_tag_not_found"}:
+        return "unknown_event_type"
+    if "timezone_aware" in types:
+        return "naive_timestamp"
+    if any(e["loc"] and e["loc"][-1] == "client_id" for e in exc.errors()):
+        return "invalid_client_id"
+    return "schema_violation"
+
+
+def parse_event(raw: bytes | str) -> Envelope | Rejection:
+    """One raw JSON document -> a typed event, or a Rejection saying precisely why not."""
+    try:
+        return EVENT_ADAPTER.validate_json(raw)  # type: ignore[return-value]
+    except ValidationError as exc:
+        return Rejection(classify(exc), describe(exc))
+    except UnicodeDecodeError as exc:
+        return Rejection("not_utf8", str(exc))
