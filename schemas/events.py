@@ -108,6 +108,16 @@ class RevisitOutcome(StrEnum):
     NEGATIVE = "negative"
 
 
+# Enum fields accept their value string from Python callers too (JSON always does); nothing else coerces.
+IndustryField = Annotated[Industry, Field(strict=False)]
+ServiceTypeField = Annotated[ServiceType, Field(strict=False)]
+ComplaintCategoryField = Annotated[ComplaintCategory, Field(strict=False)]
+SeverityField = Annotated[Severity, Field(strict=False)]
+ComplaintChannelField = Annotated[ComplaintChannel, Field(strict=False)]
+FeedbackChannelField = Annotated[FeedbackChannel, Field(strict=False)]
+RevisitOutcomeField = Annotated[RevisitOutcome, Field(strict=False)]
+
+
 # ---------------------------------------------------------------- payload parts
 
 
@@ -171,7 +181,7 @@ class ClientPayload(_Model):
     contacts: list[Contact] = Field(default_factory=list, max_length=50)
     address: Annotated[str, Field(max_length=500)] = ""
     region: Code
-    industry: Industry
+    industry: IndustryField
     goods_categories: list[Code] = Field(default_factory=list, max_length=100)
     storage: StorageRequirements = Field(default_factory=StorageRequirements)
     delivery_regions: list[Code] = Field(default_factory=list, max_length=200)
@@ -193,7 +203,7 @@ class OrderPayload(_Model):
 
     order_id: Code
     warehouse_id: Code
-    service_type: ServiceType
+    service_type: ServiceTypeField
     units: Count
     weight_kg: Measure = 0.0
     volume_m3: Measure = 0.0
@@ -242,9 +252,9 @@ class DeliveryPayload(_Model):
 class ComplaintPayload(_Model):
     complaint_id: Code
     order_id: Annotated[str, Field(max_length=64)] | None = None
-    category: ComplaintCategory
-    severity: Severity
-    channel: ComplaintChannel = ComplaintChannel.OTHER
+    category: ComplaintCategoryField
+    severity: SeverityField
+    channel: ComplaintChannelField = ComplaintChannel.OTHER
     description: Annotated[str, Field(max_length=2000)] = ""
     resolution: Annotated[str, Field(max_length=2000)] = ""
     compensation_amount: Money = Decimal("0")
@@ -255,8 +265,8 @@ class FeedbackPayload(_Model):
     feedback_id: Code
     csat: Annotated[int, Field(ge=1, le=5)] | None = None
     nps: Annotated[int, Field(ge=0, le=10)] | None = None
-    channel: FeedbackChannel
-    revisit_outcome: RevisitOutcome | None = None
+    channel: FeedbackChannelField
+    revisit_outcome: RevisitOutcomeField | None = None
     comment: Annotated[str, Field(max_length=2000)] = ""
 
     @model_validator(mode="after")

@@ -1,0 +1,119 @@
+"""The faust worker: consume every inbound topic, triage each record, write batches to ClickHouse.
+
+Offsets are committed only after ClickHouse holds the batch: faust's `take_events` acks a batch's
+events after the loop body returns, and the body returns only once the write is durable and the
+dead letters are acknowledged by Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from clientpulse.settings import Settings
+from schemas.topics import DEAD_LETTER, INBOUND_TOPIC_NAMES
+from sinks.clickhouse import ClickHouseWriter, connect
+from sinks.rows import Origin
+from streams.intake import Rejected, plan_batch
+
+log = logging.getLogger(__name__)
+
+DLQ_HEADER_PREFIX = "clientpulse.dlq."
+
+
+def create_app(settings: Settings) -> faust.App:
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        datadir=str(settings.data_dir / "faust"),
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        # A brand-new consumer group must read the topics from the beginning, not from "now".
+        consumer_auto_offset_reset="earliest",
+        # Rebalance and session timeouts: on tansu a group join completes after about half the
+        # rebalance timeout, so faust's 60 s default meant a ~30 s start. 6 s joins in ~3 s and is
+        # still far above our batch write time. Heartbeat must stay well below the session timeout.
+        broker_rebalance_timeout=6.0,
+        broker_session_timeout=6.0,
+        broker_heartbeat_interval=1.0,
+        # kafka-python style max_poll_interval: a ClickHouse outage blocks the agent while the
+        # writer retries; a large value keeps the group from evicting us meanwhile.
+        broker_max_poll_interval=300.0,
+        # The leader-assignor topic is only needed for faust's leader-election features we don't use.
+        topic_disable_leader=True,
+        web_enabled=settings.worker_web_port > 0,
+        web_port=settings.worker_web_port or 6066,
+        web_bind="127.0.0.1" if settings.embedded_clickhouse else "0.0.0.0",
+        # Larger in-memory buffers let take_events fill whole batches instead of many small ones.
+        stream_buffer_maxsize=max(4096, settings.sink_batch_size * 2),
+    )
+    source = app.topic(*INBOUND_TOPIC_NAMES, key_serializer="raw", value_serializer="raw")
+    dead_letter_topic = app.topic(DEAD_LETTER.name, key_serializer="raw", value_serializer="raw")
+    state: dict[str, Any] = {}
+
+    @app.task
+    async def open_clickhouse() -> None:
+        # chdb lives in this process; one thread owns all calls into it.
+        state["executor"] = ThreadPoolExecutor(1, thread_name_prefix="clickhouse")
+        client = connect(settings.clickhouse_dsn, settings.clickhouse_database)
+        state["writer"] = ClickHouseWriter(client)
+
+    @app.agent(source)
+    async def intake(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(settings.sink_batch_size, within=settings.sink_batch_seconds):
+            await handle_batch(events)
+
+    async def handle_batch(events: list[EventT]) -> None:
+        while "writer" not in state:  # the startup task has not finished opening ClickHouse yet
+            await asyncio.sleep(0.05)
+        origins = [_origin(e) for e in events]
+        plan = plan_batch(origins, datetime.now(UTC), settings.max_message_bytes)
+        loop = asyncio.get_running_loop()
+        write = loop.run_in_executor(state["executor"], state["writer"].write, plan.rows)
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            await write  # finish the durable write before faust acks these offsets on the way out
+            raise
+        if plan.rejected:
+            await _publish_dead_letters(dead_letter_topic, plan.rejected)
+
+    return app
+
+
+def _origin(event: EventT) -> Origin:
+    m = event.message
+    return Origin(topic=m.topic, partition=m.partition, offset=m.offset, key=m.key, value=m.value or b"")
+
+
+async def _publish_dead_letters(topic: faust.TopicT, rejected: list[Rejected]) -> None:
+    """Original bytes as the value, origin and reason as headers (the Kafka Connect DLQ convention)."""
+    futures = []
+    for r in rejected:
+        o = r.origin
+        headers = {
+            f"{DLQ_HEADER_PREFIX}reason": r.reason.encode(),
+            f"{DLQ_HEADER_PREFIX}detail": r.detail.encode(),
+            f"{DLQ_HEADER_PREFIX}topic": o.topic.encode(),
+            f"{DLQ_HEADER_PREFIX}partition": str(o.partition).encode(),
+            f"{DLQ_HEADER_PREFIX}offset": str(o.offset).encode(),
+        }
+        futures.append(await topic.send(key=o.key, value=o.value, headers=headers))
+    await asyncio.gather(*futures)
+
+
+def run_worker(settings: Settings) -> None:
+    """Run the faust worker in the foreground until SIGINT/SIGTERM."""
+    from faust.worker import Worker
+
+    app = create_app(settings)
+    logging.getLogger("clickhouse_connect").setLevel(logging.WARNING)
+    worker = Worker(app, loglevel=settings.log_level, quiet=True)
+    worker.execute_from_commandline()
