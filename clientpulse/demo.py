@@ -92,10 +92,10 @@ def run_demo(settings: Settings, *, clients: int, days: int, seed: int, bad: int
         console.print(f"[bold]clickhouse[/] {settings.clickhouse_dsn} migrated")
         with open(logs / "worker.log", "ab") as worker_log:
             worker = subprocess.Popen(_cli("worker"), env=env, stdout=worker_log, stderr=subprocess.STDOUT)
-        console.print(f"[bold]worker[/] pid {worker.pid}, log {logs / 'worker.log'}")
+        ready_s = _wait_ready(settings, worker)
+        console.print(f"[bold]worker[/] pid {worker.pid} ready in {ready_s:.1f}s, log {logs / 'worker.log'}")
 
         from producers.generator import generate
-
         from producers.publisher import Publisher
 
         t0 = time.monotonic()
@@ -115,10 +115,11 @@ def run_demo(settings: Settings, *, clients: int, days: int, seed: int, bad: int
         console.print(f"[bold]published[/] {total:,} records ({bad} deliberately malformed) "
                       f"in {publish_s:.1f}s")  # fmt: skip
 
-        processing_s = _wait_until_committed(settings, total, worker, console)
+        processing_s = publish_s + _wait_until_committed(settings, total, worker, console)
         _stop(worker)
         worker = None
         summary = _summarize(settings, published, bad)
+        summary["worker_ready_s"] = round(ready_s, 1)
     finally:
         if worker is not None:
             _stop(worker)
@@ -137,8 +138,21 @@ def run_demo(settings: Settings, *, clients: int, days: int, seed: int, bad: int
     return summary
 
 
+def _wait_ready(settings: Settings, worker: subprocess.Popen[bytes]) -> float:
+    from streams.worker import ready_file
+
+    started = time.monotonic()
+    while not ready_file(settings).exists():
+        if worker.poll() is not None:
+            raise DemoError(f"worker exited with code {worker.returncode}; see its log")
+        if time.monotonic() - started > READY_TIMEOUT_S:
+            raise DemoError(f"worker not ready within {READY_TIMEOUT_S}s; see its log")
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
 def _wait_until_committed(settings: Settings, total: int, worker: subprocess.Popen[bytes], console: Console) -> float:
-    """Seconds from publish end until the worker has committed every record (= written to ClickHouse)."""
+    """Seconds until the worker has committed every record (= written to ClickHouse)."""
     probe = ProgressProbe(settings.kafka_bootstrap, settings.app_id)
     started = time.monotonic()
     columns = (TextColumn("[bold]processing[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -153,7 +167,8 @@ def _wait_until_committed(settings: Settings, total: int, worker: subprocess.Pop
                 if committed >= total:
                     return time.monotonic() - started
                 if time.monotonic() - started > DRAIN_TIMEOUT_S:
-                    raise DemoError(f"worker did not finish within {DRAIN_TIMEOUT_S}s ({total - committed} records left)")
+                    left = total - committed
+                    raise DemoError(f"worker did not finish within {DRAIN_TIMEOUT_S}s ({left} records left)")
                 time.sleep(0.25)
     finally:
         probe.close()

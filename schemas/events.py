@@ -2,8 +2,8 @@
 
 Forward-compatibility policy (see docs/contract.md):
 - Within a `schema_version`, producers may add optional fields. Consumers ignore fields they do
-  not know (tolerant reader, `extra="ignore"`); the raw payload is kept verbatim in ClickHouse
-  (`payload_json`), so nothing an upstream sent is lost.
+  not know (tolerant reader, `extra="ignore"`); the event as published is kept verbatim in ClickHouse
+  (`raw_json`), so nothing an upstream sent is lost.
 - Removing or retyping a field, or changing its meaning, is a breaking change: it bumps
   `schema_version`. An event whose `schema_version` is newer than this contract knows is rejected
   to the dead-letter topic instead of being misread.
@@ -14,7 +14,7 @@ Forward-compatibility policy (see docs/contract.md):
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -26,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Field,
     TypeAdapter,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -38,7 +39,20 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 Code = Annotated[str, Field(min_length=1, max_length=64)]
 Count = Annotated[int, Field(ge=0, le=10_000_000)]
 Measure = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
-Money = Annotated[Decimal, Field(ge=0, max_digits=16, decimal_places=2)]
+MONEY_PATTERN = r"^\d{1,14}(\.\d{1,2})?$"
+# Money is exact: send it as a string ("12.50") or a JSON number with at most 2 decimals.
+Money = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=16, decimal_places=2),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": MONEY_PATTERN},
+            ]
+        }
+    ),
+]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 
@@ -124,8 +138,8 @@ RevisitOutcomeField = Annotated[RevisitOutcome, Field(strict=False)]
 class Contact(_Model):
     name: Name
     role: Annotated[str, Field(max_length=100)] = ""
-    phone: Annotated[str, Field(max_length=32)] = ""
-    email: Annotated[str, Field(max_length=254)] = ""
+    phone: Annotated[str, Field(max_length=32, json_schema_extra={"pattern": _PHONE.pattern})] = ""
+    email: Annotated[str, Field(max_length=254, json_schema_extra={"pattern": _EMAIL.pattern})] = ""
 
     @field_validator("phone")
     @classmethod
@@ -282,7 +296,7 @@ class FeedbackPayload(_Model):
 class Envelope(_Model):
     event_id: UUID
     event_type: str
-    schema_version: Annotated[int, Field(ge=1)]
+    schema_version: Annotated[int, Field(ge=1, json_schema_extra={"maximum": SCHEMA_VERSION})]
     occurred_at: AwareDatetime
     client_id: ClientId
     source: Annotated[str, Field(min_length=1, max_length=64)]
@@ -297,7 +311,7 @@ class Envelope(_Model):
     @field_validator("occurred_at")
     @classmethod
     def _plausible_time(cls, v: datetime) -> datetime:
-        if v.year < 2000 or v.year > 2100:
+        if not 2000 <= v.astimezone(UTC).year <= 2100:
             raise ValueError("occurred_at must lie between 2000 and 2100")
         return v
 

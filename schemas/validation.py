@@ -41,15 +41,18 @@ def describe(exc: ValidationError) -> str:
 
 
 def classify(exc: ValidationError) -> str:
-    """A stable reason code for metrics and the dead-letter table."""
-    types = {e["type"] for e in exc.errors(include_url=False)}
-    if "json_invalid" in types or "json_type" in types:
+    """A stable reason code for metrics and the dead-letter table; specific only when unambiguous."""
+    errors = exc.errors(include_url=False)
+    types = {e["type"] for e in errors}
+    if types & {"json_invalid", "json_type"}:
         return "malformed_json"
-    if types & {"union_tag_invalid", "union_tag_not_found"}:
+    if "union_tag_not_found" in types:
+        return "missing_event_type"
+    if "union_tag_invalid" in types:
         return "unknown_event_type"
-    if "timezone_aware" in types:
+    if types == {"timezone_aware"}:
         return "naive_timestamp"
-    if any(e["loc"] and e["loc"][-1] == "client_id" for e in exc.errors()):
+    if all(e["loc"] and e["loc"][-1] == "client_id" for e in errors):
         return "invalid_client_id"
     return "schema_violation"
 
@@ -58,7 +61,5 @@ def parse_event(raw: bytes | str) -> Envelope | Rejection:
     """One raw JSON document -> a typed event, or a Rejection saying precisely why not."""
     try:
         return EVENT_ADAPTER.validate_json(raw)  # type: ignore[return-value]
-    except ValidationError as exc:
+    except ValidationError as exc:  # non-UTF-8 input arrives here too, as malformed_json
         return Rejection(classify(exc), describe(exc))
-    except UnicodeDecodeError as exc:
-        return Rejection("not_utf8", str(exc))

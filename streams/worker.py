@@ -8,9 +8,12 @@ dead letters are acknowledged by Kafka.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -65,6 +68,12 @@ def create_app(settings: Settings) -> faust.App:
         client = connect(settings.clickhouse_dsn, settings.clickhouse_database)
         state["writer"] = ClickHouseWriter(client)
 
+    @app.on_rebalance_complete.connect
+    async def mark_ready(sender: faust.App, **_: Any) -> None:
+        # Readiness for local orchestration (demo, tests): partitions assigned, offsets sought.
+        ready_file(settings).parent.mkdir(parents=True, exist_ok=True)
+        ready_file(settings).write_text(json.dumps({"pid": os.getpid(), "ready_at": datetime.now(UTC).isoformat()}))
+
     @app.agent(source)
     async def intake(stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(settings.sink_batch_size, within=settings.sink_batch_seconds):
@@ -86,6 +95,10 @@ def create_app(settings: Settings) -> faust.App:
             await _publish_dead_letters(dead_letter_topic, plan.rejected)
 
     return app
+
+
+def ready_file(settings: Settings) -> Path:
+    return settings.data_dir / "run" / f"{settings.app_id}.ready"
 
 
 def _origin(event: EventT) -> Origin:
@@ -113,6 +126,7 @@ def run_worker(settings: Settings) -> None:
     """Run the faust worker in the foreground until SIGINT/SIGTERM."""
     from faust.worker import Worker
 
+    ready_file(settings).unlink(missing_ok=True)
     app = create_app(settings)
     logging.getLogger("clickhouse_connect").setLevel(logging.WARNING)
     worker = Worker(app, loglevel=settings.log_level, quiet=True)

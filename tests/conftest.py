@@ -52,6 +52,21 @@ class WorkerProcess:
                 self.process.wait()
         return self.process.returncode
 
+    def wait_ready(self, timeout: float = 30) -> float:
+        """Seconds from now until the worker has its partitions (it writes a ready file)."""
+        from streams.worker import ready_file
+
+        started = time.monotonic()
+        path = ready_file(self.settings)
+        while time.monotonic() - started < timeout:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker died ({self.process.returncode}):\n{self.log()[-3000:]}")
+            if path.exists():
+                return time.monotonic() - started
+            time.sleep(0.05)
+        raise AssertionError(f"worker not ready within {timeout}s:\n{self.log()[-3000:]}")
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
