@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaTimeoutError
 from kafka.producer.future import FutureRecordMetadata
 
 from schemas.events import EVENT_ADAPTER, Envelope
@@ -37,10 +38,10 @@ DEFAULT_PRODUCER_CONFIG: dict[str, Any] = {
 class PublishError(RuntimeError):
     """Some records were not acknowledged by the broker; `failures` says which and why."""
 
-    def __init__(self, failures: list[tuple[str, BaseException]]) -> None:
+    def __init__(self, failures: list[tuple[str, BaseException]], message: str | None = None) -> None:
         self.failures = failures
         first = failures[0]
-        super().__init__(f"{len(failures)} event(s) not delivered; first: {first[0]}: {first[1]}")
+        super().__init__(message or f"{len(failures)} event(s) not delivered; first: {first[0]}: {first[1]}")
 
 
 @dataclass
@@ -90,7 +91,11 @@ class Publisher:
 
     def flush(self, timeout: float | None = 60.0) -> PublishStats:
         """Block until every sent record is acknowledged or failed; raise PublishError on failures."""
-        self._producer.flush(timeout=timeout)
+        try:
+            self._producer.flush(timeout=timeout)
+        except KafkaTimeoutError as exc:
+            pending = self.stats.sent - self.stats.acked - self.stats.failed
+            raise PublishError([("(pending)", exc)], f"{pending} record(s) not acknowledged within {timeout}s") from exc
         with self._lock:
             if self.stats.failures:
                 failures, self.stats.failures = self.stats.failures, []
@@ -101,7 +106,8 @@ class Publisher:
         try:
             self.flush(timeout)
         finally:
-            self._producer.close(timeout=timeout)
+            with contextlib.suppress(KafkaTimeoutError):  # the flush error above is the one to report
+                self._producer.close(timeout=timeout)
 
     def __enter__(self) -> Publisher:
         return self

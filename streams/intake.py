@@ -5,6 +5,7 @@ Pure: plain records in, plain decisions out. The faust agent only moves bytes ar
 
 from __future__ import annotations
 
+import traceback
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -61,14 +62,25 @@ class BatchPlan:
 def plan_batch(origins: Iterable[Origin], now: datetime, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> BatchPlan:
     plan = BatchPlan()
     for origin in origins:
-        result = admit(origin, max_bytes)
+        try:
+            result = admit(origin, max_bytes)
+            if not isinstance(result, Rejected):
+                table, row = event_row(result, origin)
+        except Exception as exc:
+            result = Rejected(origin, "internal_error", _summary(exc))
         if isinstance(result, Rejected):
             plan.rejected.append(result)
             plan.rows.setdefault("dead_letters", []).append(dead_letter_row(origin, result.reason, result.detail, now))
             plan.per_type[f"rejected:{result.reason}"] += 1
             continue
-        table, row = event_row(result, origin)
         plan.rows.setdefault(table, []).append(row)
         plan.events.append(result)
         plan.per_type[result.event_type] += 1
     return plan
+
+
+def _summary(exc: BaseException) -> str:
+    """`ValueError: msg (at sinks/rows.py:88 in event_row)`: enough to find the bug, no payload data."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {frames[-1].filename.rsplit('/', 2)[-1]}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
+    return f"{type(exc).__name__}: {str(exc)[:300]}{where}"

@@ -358,3 +358,41 @@ def test_dead_letter_rows_keep_original_bytes_and_origin() -> None:
         assert at["rejected_at"] == NOW
         assert rejection.origin is origin
     assert [r.reason for r in plan.rejected] == ["malformed_json", "wrong_topic", "empty_value"]
+
+
+def test_a_bug_while_mapping_one_record_dead_letters_it_and_keeps_the_rest(monkeypatch) -> None:
+    """Poison pill: an exception inside our own code for one event must not stop the batch.
+
+    The bug is simulated by patching the pure row mapper (our code, not Kafka/ClickHouse)."""
+    import streams.intake as intake
+
+    good = _valid_origin_for_bug_test("C1")
+    poison = _valid_origin_for_bug_test("C-BUG")
+    real = intake.event_row
+
+    def buggy(event, origin):
+        if event.client_id == "C-BUG":
+            raise ZeroDivisionError("division by zero")
+        return real(event, origin)
+
+    monkeypatch.setattr(intake, "event_row", buggy)
+    plan = intake.plan_batch([good, poison], datetime(2025, 1, 1, tzinfo=UTC))
+    assert [e.client_id for e in plan.events] == ["C1"]
+    assert [(r.reason, r.origin.key) for r in plan.rejected] == [("internal_error", b"C-BUG")]
+    assert "ZeroDivisionError: division by zero" in plan.rejected[0].detail
+    assert len(plan.rows["dead_letters"]) == 1
+
+
+def _valid_origin_for_bug_test(client_id: str) -> Origin:
+    import uuid
+
+    doc = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "feedback.received",
+        "schema_version": 1,
+        "occurred_at": "2025-02-01T08:00:00Z",
+        "client_id": client_id,
+        "source": "survey",
+        "payload": {"feedback_id": "F1", "csat": 4, "channel": "survey"},
+    }
+    return Origin("clientpulse.feedback.v1", 0, 0, client_id.encode(), json.dumps(doc).encode())
