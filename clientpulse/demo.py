@@ -23,7 +23,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from clientpulse.broker import LocalBroker
+from clientpulse.broker import LocalBroker, free_port
 from clientpulse.progress import ProgressProbe
 from clientpulse.settings import Settings
 
@@ -82,7 +82,10 @@ def run_demo(settings: Settings, *, clients: int, days: int, seed: int, bad: int
     logs.mkdir(exist_ok=True)
 
     broker = LocalBroker(log_path=logs / "broker.log").start()
-    settings = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap, "data_dir": data_dir})
+    # A free port for faust's web server: a second demo (or a worker) on this machine must not collide.
+    settings = settings.model_copy(
+        update={"kafka_bootstrap": broker.bootstrap, "data_dir": data_dir, "worker_web_port": free_port()}
+    )
     console.print(f"[bold]broker[/] tansu on {broker.bootstrap}")
     worker: subprocess.Popen[bytes] | None = None
     try:
