@@ -168,7 +168,7 @@ def generate(
 
         with Publisher(ctx.settings.kafka_bootstrap) as pub:
             for e in history.events:
-                pub.publish_raw(e.event_type, e.client_id, str(e.event_id), e.model_dump_json().encode())
+                pub.publish_validated(e)
         click.echo(f"published {len(history.events)} events to {ctx.settings.kafka_bootstrap}", err=True)
     else:
         assert out is not None
@@ -217,7 +217,7 @@ def publish(ctx: Context, path: str, fmt: str | None, mapping: str | None, skip_
                 err.print(f"line {result.line}: {result.error}", markup=False, highlight=False)
             else:
                 e = result.event
-                pub.publish_raw(e.event_type, e.client_id, str(e.event_id), e.model_dump_json().encode())
+                pub.publish_validated(e)
                 sent += 1
             bar.update(task, completed=result.line)
     click.echo(f"published {sent} event(s); {invalid} invalid line(s) not sent", err=True)

@@ -110,7 +110,7 @@ def run_demo(settings: Settings, *, clients: int, days: int, seed: int, bad: int
         t0 = time.monotonic()
         with Publisher(settings.kafka_bootstrap) as pub:
             for e in history.events:
-                pub.publish_raw(e.event_type, e.client_id, str(e.event_id), e.model_dump_json().encode())
+                pub.publish_validated(e)
             for topic, key, value in bad_records(bad, seed):
                 pub._producer.send(topic, key=key, value=value)
         publish_s = time.monotonic() - t0

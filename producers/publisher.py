@@ -65,6 +65,11 @@ class Publisher:
         EVENT_ADAPTER.validate_json(value)
         return self.publish_raw(event.event_type, event.client_id, str(event.event_id), value)
 
+    def publish_validated(self, event: Envelope) -> FutureRecordMetadata:
+        """Send an event that was validated when it was built (parsed or generated): serialize once, no re-check."""
+        value = event.model_dump_json().encode()
+        return self.publish_raw(event.event_type, event.client_id, str(event.event_id), value)
+
     def publish_raw(self, event_type: str, client_id: str, event_id: str, value: bytes) -> FutureRecordMetadata:
         """Send bytes already validated by the caller (bulk paths validate once, not twice)."""
         future = self._producer.send(topic_for_event_type(event_type), key=client_id.encode(), value=value)

@@ -55,7 +55,7 @@ _DROP = object()
 def _publish(bootstrap: str, events: list, bad: list[tuple[str, bytes, bytes, str]] = ()) -> None:
     with Publisher(bootstrap) as pub:
         for e in events:
-            pub.publish_raw(e.event_type, e.client_id, str(e.event_id), e.model_dump_json().encode())
+            pub.publish_validated(e)
         for topic, key, value, _ in bad:
             pub._producer.send(topic, key=key, value=value)
 
