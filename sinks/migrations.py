@@ -157,6 +157,31 @@ _V1 = [
 ]
 
 
+# What changed in each client.upserted against the client's previous master data (by event time).
+_MASTER_FIELDS = {
+    "name": "name",
+    "contacts": "contacts_json",
+    "address": "address",
+    "region": "region",
+    "industry": "industry",
+    "goods_categories": "goods_categories",
+    "storage": "tuple(storage_temp_min_c, storage_temp_max_c, storage_humidity_max_pct, hazardous_goods)",
+    "delivery_regions": "delivery_regions",
+    "delivery_windows": "delivery_windows_json",
+    "contract": "tuple(contract_start, contract_end)",
+    "account_manager": "account_manager",
+}
+_MASTER_CHANGES = (
+    "CREATE VIEW IF NOT EXISTS client_master_changes AS SELECT client_id, occurred_at AS changed_at, changed_by, "
+    "source, event_id, if(prev_n = 0, ['created'], arrayFilter(x -> x != '', ["
+    + ", ".join(f"if(cur_{k} != prev_{k}, '{k}', '')" for k in _MASTER_FIELDS)
+    + "])) AS changed_fields, name, region, account_manager, contract_end FROM (SELECT *, "
+    + ", ".join(f"{expr} AS cur_{k}, lagInFrame({expr}) OVER w AS prev_{k}" for k, expr in _MASTER_FIELDS.items())
+    + ", count() OVER w - 1 AS prev_n FROM client_events WINDOW w AS (PARTITION BY client_id "
+    "ORDER BY occurred_at, event_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))"
+)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
