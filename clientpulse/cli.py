@@ -274,6 +274,63 @@ def render(columns: list[str], rows: list[list[Any]], fmt: str) -> str:
     return console.file.getvalue()  # type: ignore[attr-defined]
 
 
+@cli.command()
+@click.argument("client_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the profile as one JSON object.")
+@pass_ctx
+def profile(ctx: Context, client_id: str, as_json: bool) -> None:
+    """Print one client's 360 profile (latest version in ClickHouse)."""
+    from sinks.clickhouse import connect, query_readonly
+
+    s = ctx.settings
+    client = connect(s.clickhouse_dsn, s.clickhouse_database)
+    try:
+        columns, rows = query_readonly(
+            client, "SELECT * FROM client_profiles WHERE client_id = {client_id:String}", {"client_id": client_id}
+        )
+    finally:
+        client.close()
+    if not rows:
+        raise click.ClickException(f"no profile for client {client_id!r}")
+    record = dict(zip(columns, rows[0], strict=True))
+    if as_json:
+        import orjson
+
+        click.echo(orjson.dumps(record, default=str).decode())
+        return
+    click.echo(render_profile(record), nl=False)
+
+
+PROFILE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "client": ("client_id", "name", "industry", "region", "account_manager", "contract_start", "contract_end",
+               "tier", "abc_class", "version", "last_event_at"),
+    "orders": ("orders_30d", "orders_90d", "orders_365d", "orders_lifetime", "revenue_30d", "revenue_90d",
+               "revenue_365d", "revenue_lifetime", "cancelled_90d", "first_order_at", "last_order_at",
+               "typical_gap_days", "order_trend"),
+    "deliveries": ("deliveries_30d", "deliveries_90d", "on_time_rate_30d", "on_time_rate_90d", "intact_rate_30d",
+                   "intact_rate_90d", "failed_90d", "temperature_excursions_90d"),
+    "complaints": ("complaints_30d", "complaints_90d", "complaints_open", "complaints_by_category_90d",
+                   "resolution_hours_mean_90d", "resolution_hours_p90_90d", "reopened_90d"),
+    "feedback": ("csat_latest", "csat_mean_90d", "nps_latest", "nps_score_90d", "revisit_outcome_latest"),
+}  # fmt: skip
+
+
+def render_profile(record: dict[str, Any]) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=io.StringIO(), width=100, force_terminal=False)
+    for section, names in PROFILE_SECTIONS.items():
+        table = Table("", "", title=section, show_header=False, title_justify="left")
+        for name in names:
+            value = record.get(name)
+            if isinstance(value, float):
+                value = f"{value:.3f}"
+            table.add_row(name, "" if value is None else str(value))
+        console.print(table)
+    return console.file.getvalue()  # type: ignore[attr-defined]
+
+
 # ------------------------------------------------------------------ the main job
 
 

@@ -198,6 +198,17 @@ def _summarize(settings: Settings, published: Counter[str], bad: int) -> dict[st
             client, "SELECT reason, count(), any(detail) FROM dead_letter_events GROUP BY reason ORDER BY 2 DESC"
         )
         rejected = [{"reason": r, "count": int(n), "example": d} for r, n, d in rows]
+        _, rows = query_readonly(client, "SELECT tier, count() FROM client_profiles GROUP BY tier ORDER BY tier")
+        tier_mix = {t: int(n) for t, n in rows}
+        _, rows = query_readonly(
+            client,
+            "SELECT client_id, name, tier, abc_class, revenue_365d, orders_365d FROM client_profiles "
+            "ORDER BY revenue_365d DESC, client_id LIMIT 5",
+        )
+        top_clients = [
+            {"client_id": c, "name": n, "tier": t, "abc_class": a, "revenue_365d": str(r), "orders_365d": int(o)}
+            for c, n, t, a, r, o in rows
+        ]
     finally:
         client.close()
     rejected_total = sum(r["count"] for r in rejected)
@@ -208,6 +219,8 @@ def _summarize(settings: Settings, published: Counter[str], bad: int) -> dict[st
         "events_total": sum(stored.values()),
         "rejected_total": rejected_total,
         "rejected_by_reason": rejected,
+        "tier_mix": tier_mix,
+        "top_clients_by_revenue": top_clients,
         "accounted_for": accounted,
         "expected_by_type": dict(published),
     }
@@ -227,6 +240,16 @@ def print_summary(summary: dict[str, Any]) -> None:
         for r in summary["rejected_by_reason"]:
             dlq.add_row(r["reason"], str(r["count"]), r["example"][:90])
         console.print(dlq)
+    tiers = Table("tier", "clients", title="tier mix")
+    for tier, n in summary["tier_mix"].items():
+        tiers.add_row(tier, str(n))
+    console.print(tiers)
+    top = Table("client", "name", "tier", "ABC", "revenue 365d", "orders 365d", title="top clients by revenue")
+    for c in summary["top_clients_by_revenue"]:
+        top.add_row(
+            c["client_id"], c["name"] or "", c["tier"], c["abc_class"], c["revenue_365d"], str(c["orders_365d"])
+        )
+    console.print(top)
     verdict = "[green]every record accounted for[/]" if summary["accounted_for"] else "[red]MISMATCH[/]"
     console.print(
         f"{verdict}: {summary['events_total']:,} events + {summary['rejected_total']} dead letters; "

@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     sink_batch_size: int = Field(5000, ge=1, le=1_000_000, description="Max events per ClickHouse insert.")
     sink_batch_seconds: float = Field(0.5, gt=0, le=60, description="Max wait before a partial batch is written.")
     max_message_bytes: int = Field(1024 * 1024, ge=1024, description="Larger records are dead-lettered.")
+    table_store: str = Field("memory://", pattern="^(memory|rocksdict|rocksdb)://", description="faust table store.")
     worker_web_port: int = Field(6066, ge=0, le=65535, description="faust web port (0 disables the web server).")
     log_level: str = Field("warn", pattern="^(crit|error|warn|info|debug)$")
 

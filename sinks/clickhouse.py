@@ -13,6 +13,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from sinks.migrations import MIGRATIONS
+from sinks.profiles import PROFILE_COLUMNS, TIER_CHANGE_COLUMNS
 from sinks.rows import DEAD_LETTER_COLUMNS, columns_for
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,8 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "raw_complaint_events": columns_for("complaint"),
     "raw_feedback_events": columns_for("feedback"),
     "dead_letters": DEAD_LETTER_COLUMNS,
+    "client_profile_versions": tuple(name for name, _ in PROFILE_COLUMNS),
+    "tier_history": tuple(name for name, _ in TIER_CHANGE_COLUMNS),
 }
 
 

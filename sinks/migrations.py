@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sinks.profiles import PROFILE_COLUMNS, TIER_CHANGE_COLUMNS
+
 _ENVELOPE = """
     event_id UUID,
     event_type LowCardinality(String),
@@ -182,6 +184,47 @@ _MASTER_CHANGES = (
 )
 
 
+def _columns(columns: tuple[tuple[str, str], ...]) -> str:
+    return ",\n    ".join(f"{name} {ch_type}" for name, ch_type in columns)
+
+
+_V2 = [
+    _MASTER_CHANGES,
+    f"""CREATE TABLE IF NOT EXISTS client_profile_versions (
+    {_columns(PROFILE_COLUMNS)},
+    written_at DateTime64(3, 'UTC') DEFAULT now64(3)
+    ) ENGINE = ReplacingMergeTree(version)
+    ORDER BY client_id
+    COMMENT 'every emitted profile version; the view client_profiles keeps the latest per client'""",
+    f"""CREATE TABLE IF NOT EXISTS tier_history (
+    {_columns(TIER_CHANGE_COLUMNS)},
+    written_at DateTime64(3, 'UTC') DEFAULT now64(3)
+    ) ENGINE = ReplacingMergeTree
+    ORDER BY (client_id, changed_at, old_tier, new_tier)
+    COMMENT 'tier changes (key/stable/potential) by event time; a replay rewrites the same rows'""",
+    # Pareto A/B/C over 365-day revenue: A while the clients ranked above hold < 80% of all revenue,
+    # B < 95%, else C; zero revenue is C. Integer-exact on Decimals (4/5, 19/20), same rule as
+    # streams.tiering.abc_classes. A view, because the ranking needs every client at once: ClickHouse
+    # already has them all, and a view is never stale (no job to schedule, nothing to replay).
+    """CREATE VIEW IF NOT EXISTS client_abc AS
+    SELECT client_id, revenue_365d, cumulative_before, total,
+        multiIf(revenue_365d = 0, 'C', cumulative_before * 5 < total * 4, 'A',
+                cumulative_before * 20 < total * 19, 'B', 'C') AS abc_class
+    FROM (
+        SELECT client_id, revenue_365d,
+            sum(revenue_365d) OVER (ORDER BY revenue_365d DESC, client_id
+                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS cumulative_before,
+            sum(revenue_365d) OVER () AS total
+        FROM client_profile_versions FINAL
+    )""",
+    """CREATE VIEW IF NOT EXISTS client_profiles AS
+    SELECT p.*, a.abc_class AS abc_class
+    FROM (SELECT * FROM client_profile_versions FINAL) AS p
+    LEFT JOIN client_abc AS a USING (client_id)""",
+    "CREATE VIEW IF NOT EXISTS client_tier_history AS SELECT * FROM tier_history FINAL",
+]
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -189,4 +232,7 @@ class Migration:
     statements: tuple[str, ...]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "raw event tables, dead letters, BI views", tuple(_V1)),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "raw event tables, dead letters, BI views", tuple(_V1)),
+    Migration(2, "client profiles, tier history, ABC view, master-data change history", tuple(_V2)),
+)

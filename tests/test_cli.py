@@ -134,6 +134,24 @@ def test_demo_accounts_for_every_event(tmp_path: Path) -> None:
     assert summary["events_by_type"] == dict(expected)
     assert summary["rejected_total"] == 5
     assert summary["accounted_for"] is True
+    clients = {json.loads(line)["client_id"] for line in events.read_text().splitlines()}
+    assert sum(summary["tier_mix"].values()) == len(clients)
+    top = summary["top_clients_by_revenue"][0]
+    shown = run("--data-dir", str(tmp_path / "data"), "profile", top["client_id"], "--json")
+    assert shown.returncode == 0, shown.stderr
+    profile = json.loads(shown.stdout)
+    assert (profile["client_id"], profile["tier"], profile["revenue_365d"]) == (
+        top["client_id"],
+        top["tier"],
+        top["revenue_365d"],
+    )
+    expected_orders = sum(
+        1 for line in events.read_text().splitlines()
+        if (e := json.loads(line))["client_id"] == top["client_id"] and e["event_type"] == "order.created"
+    )  # fmt: skip
+    assert profile["orders_lifetime"] <= expected_orders  # cancelled orders are excluded from the count
+    missing = run("--data-dir", str(tmp_path / "data"), "profile", "NO-SUCH-CLIENT")
+    assert missing.returncode == 1 and "no profile" in missing.stderr.decode()
     # a second demo in the same data dir starts clean and gives the same answer
     again = run("--data-dir", str(tmp_path / "data"), "demo", "--clients", "15", "--days", "30", "--seed", "4",
                 "--bad", "5", "--json")  # fmt: skip

@@ -153,6 +153,6 @@ def test_publishing_the_same_events_twice_leaves_bi_results_unchanged(settings, 
     assert after == before
     n_orders = sum(1 for e in events if e.family == "order")
     assert raw_before == n_orders
-    # The raw table really received the duplicates (until a merge collapses them); the views hide them.
-    assert n_orders <= raw_after <= 2 * n_orders
+    # The raw table may hold extra copies (until a merge collapses them); the views hide them.
+    assert raw_after >= n_orders  # at-least-once: re-reads after a restart may add more raw copies
     assert before["by_type"] == dict(Counter(e.event_type for e in events))
