@@ -40,6 +40,24 @@ def holes(acked: dict[Any, list[int]], committed: dict[Any, int | None]) -> dict
     return out
 
 
+def disable_gap_filling() -> None:
+    """Stop faust from treating jumps in fetched offsets as acked "gaps".
+
+    faust fills gaps so that compacted topics (where offsets really jump) can commit. Our inbound
+    topics are never compacted, so their offsets are contiguous and a jump only ever comes from faust's
+    own recovery race: a record fetched before the recovery seek arrives after it, faust marks the
+    records in between as acked, commits past them and drops them when they are fetched again. That lost
+    events after a restart. Without gap filling those records stay unacked, and the guard below re-reads
+    them. Idempotent.
+    """
+    from faust.transport.consumer import Consumer
+
+    async def _no_gap(self: Consumer, tp: Any, offset_from: int, offset_to: int) -> None:
+        log.info("offsets %s..%s of %s skipped by the fetcher; they will be read again", offset_from, offset_to, tp)
+
+    Consumer._add_gap = _no_gap  # type: ignore[method-assign]
+
+
 class CommitGuard:
     def __init__(self, stall_seconds: float = STALL_SECONDS) -> None:
         self.stall_seconds = stall_seconds

@@ -24,7 +24,7 @@ from clientpulse.settings import Settings
 from schemas.topics import DEAD_LETTER, INBOUND_TOPIC_NAMES, PROFILES
 from sinks.clickhouse import ClickHouseWriter, connect
 from sinks.rows import Origin
-from streams.commit_guard import CommitGuard
+from streams.commit_guard import CommitGuard, disable_gap_filling
 from streams.intake import Rejected, plan_batch
 from streams.profile import ClientProfile, ProfileSnapshot
 from streams.profiling import profile_batch
@@ -38,6 +38,7 @@ DLQ_HEADER_PREFIX = "clientpulse.dlq."
 
 def create_app(settings: Settings) -> faust.App:
     patch_faust_highwaters(settings.kafka_bootstrap)
+    disable_gap_filling()
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
