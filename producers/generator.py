@@ -585,24 +585,22 @@ class _ClientStory:
             return 0.0
         return 1 - 0.8 * ((day - s) / (e - s)) ** 0.7
 
+    def _degradation(self, day: float) -> float:
+        """0..1 ramp of a churner's decline, starting `quality_lead_days` before the order decline."""
+        s, e = self.p.churn_start_day, self.p.churn_end_day
+        if s is None or e is None:
+            return 0.0
+        s0 = s - self.p.quality_lead_days
+        if day < s0:
+            return 0.0
+        return min(1.0, (day - s0) / (0.5 * (e - s) + self.p.quality_lead_days))
+
     def service_stress(self, day: float) -> float:
         """0..1: how far the churner's service has degraded (starts a little before the order decline)."""
-        s, e = self.p.churn_start_day, self.p.churn_end_day
-        if s is None or e is None:
-            return 0.0
-        s0 = s - self.p.quality_lead_days
-        if day < s0:
-            return 0.0
-        return self.p.service_hit * min(1.0, (day - s0) / (0.5 * (e - s) + self.p.quality_lead_days))
+        return self.p.service_hit * self._degradation(day)
 
     def satisfaction_drop(self, day: float) -> float:
-        s, e = self.p.churn_start_day, self.p.churn_end_day
-        if s is None or e is None:
-            return 0.0
-        s0 = s - self.p.quality_lead_days
-        if day < s0:
-            return 0.0
-        return self.p.satisfaction_hit * min(1.0, (day - s0) / (0.5 * (e - s) + self.p.quality_lead_days))
+        return self.p.satisfaction_hit * self._degradation(day)
 
     def incident_level(self, day: float) -> float:
         if self.incident and self.incident[0] <= day < self.incident[1]:

@@ -72,10 +72,17 @@ class Publisher:
 
     def publish_raw(self, event_type: str, client_id: str, event_id: str, value: bytes) -> FutureRecordMetadata:
         """Send bytes already validated by the caller (bulk paths validate once, not twice)."""
-        future = self._producer.send(topic_for_event_type(event_type), key=client_id.encode(), value=value)
+        return self._send(topic_for_event_type(event_type), client_id.encode(), value, event_id)
+
+    def publish_unchecked(self, topic: str, key: bytes | None, value: bytes) -> FutureRecordMetadata:
+        """Send bytes as they are, with no contract check: for demonstrating and testing the dead-letter path."""
+        return self._send(topic, key, value, "(unchecked)")
+
+    def _send(self, topic: str, key: bytes | None, value: bytes, label: str) -> FutureRecordMetadata:
+        future = self._producer.send(topic, key=key, value=value)
         self.stats.sent += 1
         future.add_callback(self._on_ack)
-        future.add_errback(self._on_error, event_id)
+        future.add_errback(self._on_error, label)
         return future
 
     def publish_many(self, events: Iterable[Envelope]) -> int:

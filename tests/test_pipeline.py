@@ -57,7 +57,7 @@ def _publish(bootstrap: str, events: list, bad: list[tuple[str, bytes, bytes, st
         for e in events:
             pub.publish_validated(e)
         for topic, key, value, _ in bad:
-            pub._producer.send(topic, key=key, value=value)
+            pub.publish_unchecked(topic, key, value)
 
 
 def _bi_snapshot(settings) -> dict:
@@ -110,7 +110,7 @@ def test_dead_letters_reach_the_dead_letter_topic_with_reason_and_origin(setting
     worker = worker_factory().start()
     topic = INBOUND["delivery"].name
     with Publisher(settings.kafka_bootstrap) as pub:
-        pub._producer.send(topic, key=b"C1", value=b"not json at all")
+        pub.publish_unchecked(topic, b"C1", b"not json at all")
     worker.wait_committed(1)
     consumer = KafkaConsumer(
         "clientpulse.deadletter.v1",
