@@ -24,7 +24,7 @@ from clientpulse.settings import Settings
 from schemas.topics import DEAD_LETTER, INBOUND_TOPIC_NAMES, PROFILES
 from sinks.clickhouse import ClickHouseWriter, connect
 from sinks.rows import Origin
-from streams.commit_guard import CommitGuard, disable_gap_filling
+from streams.commit_guard import CommitGuard, disable_gap_filling, strict_commit_head
 from streams.intake import Rejected, plan_batch
 from streams.profile import ClientProfile, ProfileSnapshot
 from streams.profiling import profile_batch
@@ -39,6 +39,7 @@ DLQ_HEADER_PREFIX = "clientpulse.dlq."
 def create_app(settings: Settings) -> faust.App:
     patch_faust_highwaters(settings.kafka_bootstrap)
     disable_gap_filling()
+    strict_commit_head(INBOUND_TOPIC_NAMES)
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -94,7 +95,7 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.timer(2.0)
     async def guard_commits() -> None:
-        await guard.check(app.consumer)
+        await guard.check(app.consumer, idle=state.get("batches_in_flight", 0) == 0)
 
     @app.on_rebalance_complete.connect
     async def mark_ready(sender: faust.App, **_: Any) -> None:
@@ -105,7 +106,11 @@ def create_app(settings: Settings) -> faust.App:
     @app.agent(source)
     async def intake(stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(settings.sink_batch_size, within=settings.sink_batch_seconds):
-            await handle_batch(events)
+            state["batches_in_flight"] = state.get("batches_in_flight", 0) + 1
+            try:
+                await handle_batch(events)
+            finally:
+                state["batches_in_flight"] -= 1
 
     async def handle_batch(events: list[EventT]) -> None:
         # Never touch profiles before the table is recovered: faust can hand us records it fetched
