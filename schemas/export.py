@@ -1,10 +1,12 @@
-"""JSON Schema export: one file per event type, the contract upstream teams code against."""
+"""JSON Schema export: one file per event type (the contract upstream teams code against), plus the
+alert message (the contract alert consumers code against)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from schemas.alerts import ALERT_SCHEMA_VERSION, alert_json_schema
 from schemas.events import EVENT_MODELS, SCHEMA_VERSION
 
 ID_BASE = "https://clientpulse.example/schemas"
@@ -22,6 +24,10 @@ def json_schemas() -> dict[str, dict]:
             "ignored by consumers (tolerant reader); breaking changes bump schema_version."
         )
         out[event_type] = schema
+    alert = alert_json_schema()
+    alert["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    alert["$id"] = f"{ID_BASE}/alerts/v{ALERT_SCHEMA_VERSION}/alert.schema.json"
+    out["alert"] = alert
     return out
 
 

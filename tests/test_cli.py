@@ -49,7 +49,7 @@ def test_schema_export_writes_one_schema_per_event_type(tmp_path: Path) -> None:
     result = run("schema", "export", str(tmp_path / "schemas"))
     assert result.returncode == 0, result.stderr
     files = sorted(p.name for p in (tmp_path / "schemas").iterdir())
-    assert files == sorted(f"{t}.schema.json" for t in EVENT_TYPES)
+    assert files == sorted([*(f"{t}.schema.json" for t in EVENT_TYPES), "alert.schema.json"])
     for name in files:
         schema = json.loads((tmp_path / "schemas" / name).read_text())
         assert schema["title"] == name.removesuffix(".schema.json")
