@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from clientpulse.alerts_cli import alerts
 from clientpulse.settings import Settings
 
 
@@ -356,6 +357,36 @@ def demo(ctx: Context, clients: int, days: int, seed: int, bad: int, as_json: bo
         print_summary(summary)
     if not summary["accounted_for"]:
         sys.exit(1)
+
+
+@cli.command()
+@click.option("--clients", type=click.IntRange(10, 100_000), default=200, show_default=True)
+@click.option("--days", type=click.IntRange(30, 3650), default=365, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--orders-only", is_flag=True, help="Keep only order events (as from a CSV order export).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@click.pass_obj
+def evaluate(ctx: Context, clients: int, days: int, seed: int, orders_only: bool, as_json: bool) -> None:
+    """Replay a generated history through the churn rules and score the alerts against its labels."""
+    from clientpulse.evaluate import evaluate as run_evaluation
+
+    quality = run_evaluation(
+        clients, days, seed, ctx.settings.risk_config, ctx.settings.tiers, orders_only=orders_only
+    ).to_json()
+    if as_json:
+        click.echo(json.dumps(quality, indent=1))
+        return
+    for key in (
+        "events", "churners", "detected", "flagged_clients", "precision", "recall", "median_lead_days",
+        "seasonal_clients", "seasonal_flagged_share", "false_alerts_per_100_month",
+        "churn_alerts", "sla_alerts", "downgrade_alerts",
+    ):  # fmt: skip
+        click.echo(f"{key:28} {quality[key]}")
+    click.echo(f"{'missed churners':28} {', '.join(quality['missed']) or '-'}")
+    click.echo(f"{'false positives':28} {', '.join(quality['false_positives']) or '-'}")
+
+
+cli.add_command(alerts)
 
 
 def main(argv: list[str] | None = None) -> None:
