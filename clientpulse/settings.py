@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.alerting import AlertRules
+from streams.assessing import RiskConfig
+from streams.risk import RiskRules
+from streams.sla import SlaRules
+from streams.tiering import TierRules
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CLIENTPULSE_", extra="ignore")
+    # Rule settings nest: CLIENTPULSE_RISK__CADENCE_K=4, CLIENTPULSE_SLA__RESPONSE_HOURS__KEY=1,
+    # CLIENTPULSE_TIERS__KEY_REVENUE_90D=50000, or a whole group as JSON in CLIENTPULSE_RISK.
+    model_config = SettingsConfigDict(env_prefix="CLIENTPULSE_", env_nested_delimiter="__", extra="ignore")
 
     data_dir: Path = Field(Path("./data"), description="Where embedded state lives (chdb, faust tables, broker logs).")
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port].")
@@ -28,6 +37,13 @@ class Settings(BaseSettings):
     table_store: str = Field("memory://", pattern="^(memory|rocksdict|rocksdb)://", description="faust table store.")
     worker_web_port: int = Field(6066, ge=0, le=65535, description="faust web port (0 disables the web server).")
     log_level: str = Field("warn", pattern="^(crit|error|warn|info|debug)$")
+    tiers: TierRules = Field(default_factory=TierRules, description="Tier thresholds (streams.tiering.TierRules).")
+    risk: RiskRules = Field(default_factory=RiskRules, description="Churn signal rules and weights (docs/alerts.md).")
+    sla: SlaRules = Field(default_factory=SlaRules, description="Complaint response/resolution hours per tier.")
+    alerting: AlertRules = Field(default_factory=AlertRules, description="Raise/resolve thresholds, cool-down.")
+    idle_clock_seconds: float = Field(
+        5.0, gt=0, le=3600, description="With no events for this long, the event-time clock follows the wall clock."
+    )
 
     @model_validator(mode="after")
     def _default_dsn(self) -> Settings:
@@ -39,9 +55,13 @@ class Settings(BaseSettings):
     def embedded_clickhouse(self) -> bool:
         return self.clickhouse_dsn.startswith("chdb://")
 
+    @property
+    def risk_config(self) -> RiskConfig:
+        return RiskConfig(risk=self.risk, sla=self.sla, alerts=self.alerting)
+
     def env(self) -> dict[str, str]:
         """The settings as CLIENTPULSE_* variables, to hand to a child process."""
         out: dict[str, str] = {}
-        for name, value in self.model_dump().items():
-            out[f"CLIENTPULSE_{name.upper()}"] = str(value)
+        for name, value in self.model_dump(mode="json").items():
+            out[f"CLIENTPULSE_{name.upper()}"] = json.dumps(value) if isinstance(value, dict) else str(value)
         return out

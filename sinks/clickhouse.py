@@ -12,6 +12,7 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from sinks.alerts import ALERT_COLUMNS, RISK_COLUMNS
 from sinks.migrations import MIGRATIONS
 from sinks.profiles import PROFILE_COLUMNS, TIER_CHANGE_COLUMNS
 from sinks.rows import DEAD_LETTER_COLUMNS, columns_for
@@ -27,6 +28,8 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "dead_letters": DEAD_LETTER_COLUMNS,
     "client_profile_versions": tuple(name for name, _ in PROFILE_COLUMNS),
     "tier_history": tuple(name for name, _ in TIER_CHANGE_COLUMNS),
+    "alerts": tuple(name for name, _ in ALERT_COLUMNS),
+    "client_risk_history": tuple(name for name, _ in RISK_COLUMNS),
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sinks.alerts import ALERT_COLUMNS, RISK_COLUMNS
 from sinks.profiles import PROFILE_COLUMNS, TIER_CHANGE_COLUMNS
 
 _ENVELOPE = """
@@ -225,6 +226,27 @@ _V2 = [
 ]
 
 
+_V3 = [
+    f"""CREATE TABLE IF NOT EXISTS alerts (
+    {_columns(ALERT_COLUMNS)},
+    written_at DateTime64(3, 'UTC') DEFAULT now64(3)
+    ) ENGINE = ReplacingMergeTree
+    ORDER BY (client_id, alert_id, sequence)
+    COMMENT 'every alert message (raised, escalated, reminder, resolved); one row per alert_id and sequence'""",
+    f"""CREATE TABLE IF NOT EXISTS client_risk_history (
+    {_columns(RISK_COLUMNS)},
+    written_at DateTime64(3, 'UTC') DEFAULT now64(3)
+    ) ENGINE = ReplacingMergeTree
+    ORDER BY (client_id, assessed_at)
+    COMMENT 'churn risk score of each client whenever it changed, by event time'""",
+    # The current state of each alert: its highest sequence.
+    """CREATE VIEW IF NOT EXISTS alert_states AS
+    SELECT * FROM alerts FINAL ORDER BY client_id, alert_id, sequence DESC LIMIT 1 BY alert_id""",
+    """CREATE VIEW IF NOT EXISTS client_risk AS
+    SELECT * FROM client_risk_history FINAL ORDER BY client_id, assessed_at DESC LIMIT 1 BY client_id""",
+]
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -235,4 +257,5 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "raw event tables, dead letters, BI views", tuple(_V1)),
     Migration(2, "client profiles, tier history, ABC view, master-data change history", tuple(_V2)),
+    Migration(3, "alerts, client risk history, current alert states and risk", tuple(_V3)),
 )

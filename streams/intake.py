@@ -55,6 +55,8 @@ class BatchPlan:
 
     rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     events: list[Envelope] = field(default_factory=list)
+    sources: list[Origin] = field(default_factory=list)
+    """Where each of `events` was read from (same order)."""
     rejected: list[Rejected] = field(default_factory=list)
     per_type: Counter[str] = field(default_factory=Counter)
 
@@ -75,6 +77,7 @@ def plan_batch(origins: Iterable[Origin], now: datetime, max_bytes: int = DEFAUL
             continue
         plan.rows.setdefault(table, []).append(row)
         plan.events.append(result)
+        plan.sources.append(origin)
         plan.per_type[result.event_type] += 1
     return plan
 

@@ -72,7 +72,9 @@ __all__ = [
     "Record",
     "apply",
     "epoch_seconds",
+    "first_order_day",
     "new_profile",
+    "order_windows",
     "replay",
     "snapshot",
 ]
@@ -712,31 +714,53 @@ def _order_metrics(profile: ClientProfile, clock: _Clock, contract_start: date |
     life = profile.lifetime
     # per window: [orders, units, fee_cents, cancelled]; "life" is the lifetime column
     sums: dict[Any, list[int]] = {w: [0, 0, 0, 0] for w in (*WINDOWS, "life")}
-    sums["life"] = [life.orders, life.units, life.revenue_cents, life.cancelled]
+    lt = sums["life"] = [life.orders, life.units, life.revenue_cents, life.cancelled]
     trend_base = 0
-    for day, bucket in profile.days.items():
-        for w in WINDOWS:
-            if clock.day_within(day, w):
-                _add(sums[w], bucket)
-        _add(sums["life"], bucket)
-        if clock.day_within(day, TREND_BASE_DAYS, TREND_RECENT_DAYS):
-            trend_base += bucket[0]
-    placed = [t for t in life.recent_orders if t <= clock.now]
+    today, windows = clock.today, [(w, sums[w]) for w in WINDOWS]
+    # Hot path (runs for every changed client per batch): plain integer arithmetic, no helper calls.
+    for day, (n, units, cents, cancelled) in profile.days.items():
+        lt[0] += n
+        lt[1] += units
+        lt[2] += cents
+        lt[3] += cancelled
+        age = today - day  # day windows hold ages 0 .. w-1
+        if age < 0:
+            continue
+        for w, acc in windows:
+            if age < w:
+                acc[0] += n
+                acc[1] += units
+                acc[2] += cents
+                acc[3] += cancelled
+        if TREND_RECENT_DAYS <= age < TREND_RECENT_DAYS + TREND_BASE_DAYS:
+            trend_base += n
+    now = clock.now
+    placed = [t for t in life.recent_orders if t <= now]
     for rec in profile.orders.values():
-        t = rec.first
-        if rec.has(ORDER_CANCELLED):
-            contribution = [0, 0, 0, 1]
-        else:
-            units, cents = rec.state or (0, 0)
-            contribution = [1, units, cents, 0]
-            if t <= clock.now:
-                placed.append(t)
-            if clock.day_within(t // DAY, TREND_BASE_DAYS, TREND_RECENT_DAYS):
-                trend_base += 1
-        for w in WINDOWS:
-            if clock.within(t, w):
-                _add(sums[w], contribution)
-        _add(sums["life"], contribution)
+        facts = rec.facts
+        t = facts[0][0]
+        age = today - t // DAY
+        if any(code == ORDER_CANCELLED for _, code in facts):
+            lt[3] += 1
+            if t <= now:
+                for w, acc in windows:
+                    if age < w:
+                        acc[3] += 1
+            continue
+        units, cents = rec.state or (0, 0)
+        lt[0] += 1
+        lt[1] += units
+        lt[2] += cents
+        if t > now:
+            continue
+        placed.append(t)
+        if TREND_RECENT_DAYS <= age < TREND_RECENT_DAYS + TREND_BASE_DAYS:
+            trend_base += 1
+        for w, acc in windows:
+            if age < w:
+                acc[0] += 1
+                acc[1] += units
+                acc[2] += cents
     placed.sort()
     first = min((x for x in (life.first_order, placed[0] if placed else None) if x is not None), default=None)
     last = max((x for x in (life.last_order, placed[-1] if placed else None) if x is not None), default=None)
@@ -872,3 +896,43 @@ def _feedback_metrics(profile: ClientProfile, clock: _Clock) -> dict[str, Any]:
         "revisit_outcome_latest": v[1] if v else None,
         "revisit_latest_at": _instant(v[0]) if v else None,
     }
+
+
+def order_windows(profile: ClientProfile, as_of: datetime, spans: list[tuple[int, int]]) -> list[list[int]]:
+    """[orders, units, fee_cents] of non-cancelled orders placed up to `as_of` per span of day ages.
+
+    A span `(lo, hi)` covers the UTC days `lo` to `hi - 1` days before `as_of`'s day (0 is that day).
+    Reads the order day buckets (`BUCKET_DAYS`) and the live records: what churn rules need to compare
+    a window with the one before it or with the same window a year earlier.
+    """
+    now = epoch_seconds(as_of)
+    today = now // DAY
+    out = [[0, 0, 0] for _ in spans]
+    indexed = [(lo, hi, acc) for (lo, hi), acc in zip(spans, out, strict=True)]
+    low, high = min(lo for lo, _ in spans), max(hi for _, hi in spans)
+    entries: list[tuple[int, int, int, int]] = [(day, b[0], b[1], b[2]) for day, b in profile.days.items()]
+    for rec in profile.orders.values():
+        facts = rec.facts
+        t = facts[0][0]
+        if t <= now and not any(code == ORDER_CANCELLED for _, code in facts):
+            units, cents = rec.state or (0, 0)
+            entries.append((t // DAY, 1, units, cents))
+    for day, n, units, cents in entries:
+        age = today - day
+        if age < low or age >= high:
+            continue
+        for lo, hi, acc in indexed:
+            if lo <= age < hi:
+                acc[0] += n
+                acc[1] += units
+                acc[2] += cents
+    return out
+
+
+def first_order_day(profile: ClientProfile) -> int | None:
+    """UTC day number of the client's first known order (buckets, records or lifetime register)."""
+    candidates = [min(profile.days)] if profile.days else []
+    candidates += [rec.first // DAY for rec in profile.orders.values()]
+    if profile.lifetime.first_order is not None:
+        candidates.append(profile.lifetime.first_order // DAY)
+    return min(candidates, default=None)
