@@ -209,6 +209,20 @@ def _summarize(settings: Settings, published: Counter[str], bad: int) -> dict[st
             {"client_id": c, "name": n, "tier": t, "abc_class": a, "revenue_365d": str(r), "orders_365d": int(o)}
             for c, n, t, a, r, o in rows
         ]
+        _, rows = query_readonly(
+            client, "SELECT kind, status, count() FROM alerts FINAL GROUP BY kind, status ORDER BY kind, status"
+        )
+        alert_counts = [{"kind": k, "status": st, "count": int(n)} for k, st, n in rows]
+        _, rows = query_readonly(
+            client,
+            "SELECT r.client_id, p.name, p.tier, r.score, r.reasons_json FROM client_risk AS r "
+            "LEFT JOIN client_profiles AS p USING (client_id) WHERE r.at_risk "
+            "ORDER BY r.score DESC, r.client_id LIMIT 5",
+        )
+        watchlist = [
+            {"client_id": c, "name": n, "tier": t, "score": int(sc), "reasons": [x["code"] for x in json.loads(rj)]}
+            for c, n, t, sc, rj in rows
+        ]
     finally:
         client.close()
     rejected_total = sum(r["count"] for r in rejected)
@@ -221,6 +235,8 @@ def _summarize(settings: Settings, published: Counter[str], bad: int) -> dict[st
         "rejected_by_reason": rejected,
         "tier_mix": tier_mix,
         "top_clients_by_revenue": top_clients,
+        "alerts": alert_counts,
+        "churn_watchlist": watchlist,
         "accounted_for": accounted,
         "expected_by_type": dict(published),
     }
@@ -250,6 +266,14 @@ def print_summary(summary: dict[str, Any]) -> None:
             c["client_id"], c["name"] or "", c["tier"], c["abc_class"], c["revenue_365d"], str(c["orders_365d"])
         )
     console.print(top)
+    alerts = Table("kind", "status", "messages", title="alerts (clientpulse.alerts.v1)")
+    for a in summary["alerts"]:
+        alerts.add_row(a["kind"], a["status"], f"{a['count']:,}")
+    console.print(alerts)
+    watch = Table("client", "name", "tier", "risk", "reasons", title="churn watchlist (top 5 at risk now)")
+    for w in summary["churn_watchlist"]:
+        watch.add_row(w["client_id"], w["name"] or "", w["tier"] or "", str(w["score"]), ", ".join(w["reasons"]))
+    console.print(watch)
     verdict = "[green]every record accounted for[/]" if summary["accounted_for"] else "[red]MISMATCH[/]"
     console.print(
         f"{verdict}: {summary['events_total']:,} events + {summary['rejected_total']} dead letters; "

@@ -21,12 +21,16 @@ import orjson
 from faust.types import EventT
 
 from clientpulse.settings import Settings
-from schemas.topics import DEAD_LETTER, INBOUND_TOPIC_NAMES, PROFILES
+from schemas.alerts import Alert
+from schemas.topics import ALERTS, DEAD_LETTER, INBOUND_TOPIC_NAMES, PROFILES
 from sinks.clickhouse import ClickHouseWriter, connect
 from sinks.rows import Origin
+from streams.alerting import RiskState
+from streams.assessing import RiskBatch, as_datetime, assess_batch
 from streams.commit_guard import CommitGuard, disable_gap_filling, strict_commit_head
+from streams.event_clock import Deadlines, EventClock
 from streams.intake import Rejected, plan_batch
-from streams.profile import ClientProfile, ProfileSnapshot
+from streams.profile import ClientProfile, ProfileSnapshot, epoch_seconds, snapshot
 from streams.profiling import profile_batch
 from streams.tansu_compat import patch_faust_highwaters
 from streams.tiering import TierChange
@@ -82,7 +86,22 @@ def create_app(settings: Settings) -> faust.App:
         key_type=bytes,  # bytes types make faust use the raw codec, also when it reads the changelog back
         value_type=bytes,
     )
+    # Alert memory per client (streams.alerting.RiskState), beside the profile: profiles stay a pure
+    # function of the events, while this depends on when the client was assessed.
+    risks = app.Table(
+        "client_risk",
+        default=None,
+        partitions=settings.partitions,
+        use_partitioner=True,
+        key_type=bytes,
+        value_type=bytes,
+    )
+    alerts_topic = app.topic(ALERTS.name, key_serializer="raw", value_serializer="raw")
     state: dict[str, Any] = {}
+    clock = EventClock(idle_seconds=settings.idle_clock_seconds)
+    deadlines = Deadlines()
+    # One writer at a time: batches and the event-time timer both change tables and write ClickHouse.
+    turn = asyncio.Lock()
 
     @app.task
     async def open_clickhouse() -> None:
@@ -97,8 +116,22 @@ def create_app(settings: Settings) -> faust.App:
     async def guard_commits() -> None:
         await guard.check(app.consumer, idle=state.get("batches_in_flight", 0) == 0)
 
+    @app.timer(1.0)
+    async def event_time_timer() -> None:
+        # Absence of events: when the stream is idle the clock follows the wall clock, and clients whose
+        # deadline passed (a cadence silence, an SLA due time, a reminder) are assessed without any event.
+        if not _ready() or not clock.progress:
+            return
+        async with turn:
+            if deadlines.stale:
+                deadlines.rebuild((k.decode(), RiskState.from_bytes(v).due_at) for k, v in risks.items() if v)
+            now = clock.tick(_lagging())
+            if now is not None:
+                await assess_due(now)
+
     @app.on_rebalance_complete.connect
     async def mark_ready(sender: faust.App, **_: Any) -> None:
+        deadlines.stale = True  # partitions moved: rebuild from the local part of the risk table
         # Readiness for local orchestration (demo, tests): partitions assigned, offsets sought.
         ready_file(settings).parent.mkdir(parents=True, exist_ok=True)
         ready_file(settings).write_text(json.dumps({"pid": os.getpid(), "ready_at": datetime.now(UTC).isoformat()}))
@@ -112,35 +145,95 @@ def create_app(settings: Settings) -> faust.App:
             finally:
                 state["batches_in_flight"] -= 1
 
+    read: dict[tuple[str, int], int] = {}  # highest inbound offset processed, per partition
+
+    def _lagging() -> set[tuple[str, int]]:
+        """Inbound partitions with records not yet processed (unknown end offset counts as lagging)."""
+        consumer = app.consumer
+        out = set()
+        for tp in consumer.assignment():
+            if tp.topic not in INBOUND_TOPIC_NAMES:
+                continue
+            end = consumer.highwater(tp)
+            key = (tp.topic, tp.partition)
+            position = read[key] + 1 if key in read else consumer._committed_offset.get(tp) or 0
+            if end is None or end < 0 or position < end:
+                out.add(key)
+        return out
+
+    def _ready() -> bool:
+        recovery = app.tables.recovery
+        return "writer" in state and recovery.completed.is_set() and not app.rebalancing and not app.in_recovery
+
     async def handle_batch(events: list[EventT]) -> None:
         # Never touch profiles before the table is recovered: faust can hand us records it fetched
         # before recovery finished (the race behind faust-streaming #596); they wait here and are
         # applied to the recovered profiles (re-deliveries of them are harmless: apply is idempotent).
-        recovery = app.tables.recovery
-        while "writer" not in state or not recovery.completed.is_set() or app.rebalancing or app.in_recovery:
+        while not _ready():
             await asyncio.sleep(0.05)
-        origins = [_origin(e) for e in events]
-        plan = plan_batch(origins, datetime.now(UTC), settings.max_message_bytes)
-        updates = profile_batch(plan.events, lambda client_id: _load(profiles, client_id))
-        rows = {**plan.rows, **updates.rows}
+        async with turn:
+            if deadlines.stale:
+                deadlines.rebuild((k.decode(), RiskState.from_bytes(v).due_at) for k, v in risks.items() if v)
+            origins = [_origin(e) for e in events]
+            now = datetime.now(UTC)
+            plan = plan_batch(origins, now, settings.max_message_bytes)
+            updates = profile_batch(plan.events, lambda client_id: _load(profiles, client_id), settings.tiers)
+            changes = {c.client_id: c for c in updates.tier_changes}
+            items = [(updates.profiles[s.client_id], s, changes.get(s.client_id)) for s in updates.snapshots]
+            assessed = assess_batch(items, lambda c: _load_risk(risks, c), settings.risk_config, now)
+            for origin in origins:
+                key = (origin.topic, origin.partition)
+                read[key] = max(read.get(key, -1), origin.offset)
+            for origin, event in zip(plan.sources, plan.events, strict=True):
+                clock.observe((origin.topic, origin.partition), epoch_seconds(event.occurred_at))
+            rows = _merge_rows(plan.rows, updates.rows, assessed.rows)
+            await write_rows(rows, lambda: _store(updates.profiles, assessed))
+            pending = [await _publish_profile(profiles_topic, snap, updates.tier_changes) for snap in updates.snapshots]
+            pending += [await _publish_alert(alerts_topic, a) for a in assessed.alerts]
+            if plan.rejected:
+                pending += await _publish_dead_letters(dead_letter_topic, plan.rejected)
+            await asyncio.gather(*pending)
+            deadlines.update(assessed.deadlines)
+            now = clock.settle(_lagging())
+            if now is not None:
+                await assess_due(now)
+
+    async def assess_due(now: int) -> None:
+        """The event-time timer's work: assess clients whose deadline is at or before `now`, as of `now`
+        (also those this batch changed: they were assessed as of their own latest event)."""
+        due = deadlines.due(now)
+        if not due:
+            return
+        at = as_datetime(now)
+        items = []
+        for client_id in due:
+            profile = _load(profiles, client_id)
+            if profile is not None:
+                items.append((profile, snapshot(profile, at), None))
+        assessed = assess_batch(items, lambda c: _load_risk(risks, c), settings.risk_config, datetime.now(UTC))
+        await write_rows(assessed.rows, lambda: _store({}, assessed))
+        await asyncio.gather(*[await _publish_alert(alerts_topic, a) for a in assessed.alerts])
+        deadlines.update({c: assessed.deadlines.get(c) for c in due})
+
+    async def write_rows(rows: dict[str, list[tuple[Any, ...]]], store: Any) -> None:
+        """ClickHouse first, then the tables: a changelog entry must not get ahead of the rows (a replay
+        would then see no change and write nothing). faust flushes the changelog before it commits."""
         loop = asyncio.get_running_loop()
         write = loop.run_in_executor(state["executor"], state["writer"].write, rows)
         try:
             await asyncio.shield(write)
         except asyncio.CancelledError:
-            # Stopping: finish the durable write and store the profiles it reflects, since faust acks
-            # (and then commits) these offsets on the way out.
+            # Stopping: finish the durable write and store what it reflects, since faust acks (and
+            # then commits) these offsets on the way out.
             await write
-            _store_profiles(profiles, updates.profiles)
+            store()
             raise
-        # After the ClickHouse write, never before: a changelog entry must not get ahead of the rows
-        # (a replay would then see no version change and emit nothing). faust flushes the changelog
-        # before it commits these offsets.
-        _store_profiles(profiles, updates.profiles)
-        pending = [await _publish_profile(profiles_topic, snap, updates.tier_changes) for snap in updates.snapshots]
-        if plan.rejected:
-            pending += await _publish_dead_letters(dead_letter_topic, plan.rejected)
-        await asyncio.gather(*pending)
+        store()
+
+    def _store(changed: dict[str, ClientProfile], assessed: RiskBatch) -> None:
+        _store_profiles(profiles, changed)
+        for client_id, risk in assessed.states.items():
+            risks[client_id.encode()] = risk.to_bytes()
 
     return app
 
@@ -157,6 +250,23 @@ def _origin(event: EventT) -> Origin:
 def _store_profiles(table: Any, changed: dict[str, ClientProfile]) -> None:
     for client_id, profile in changed.items():
         table[client_id.encode()] = profile.to_bytes()
+
+
+def _load_risk(table: Any, client_id: str) -> RiskState | None:
+    stored = table.get(client_id.encode())
+    return RiskState.from_bytes(stored) if stored else None
+
+
+def _merge_rows(*parts: dict[str, list[tuple[Any, ...]]]) -> dict[str, list[tuple[Any, ...]]]:
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for part in parts:
+        for table, rows in part.items():
+            out.setdefault(table, []).extend(rows)
+    return out
+
+
+async def _publish_alert(topic: faust.TopicT, alert: Alert) -> Any:
+    return await topic.send(key=alert.client_id.encode(), value=alert.model_dump_json().encode())
 
 
 def _load(table: Any, client_id: str) -> ClientProfile | None:

@@ -74,17 +74,19 @@ class WorkerProcess:
         """Wait until the group's committed offsets cover `expected` records (= written to ClickHouse)."""
         probe = ProgressProbe(self.settings.kafka_bootstrap, self.settings.app_id)
         deadline = time.monotonic() + timeout
+        committed = 0
         try:
             while time.monotonic() < deadline:
                 assert self.process is not None
                 if self.process.poll() is not None:
                     raise AssertionError(f"worker died ({self.process.returncode}):\n{self.log()[-3000:]}")
-                if probe.committed() >= expected:
+                committed = probe.committed()
+                if committed >= expected:
                     return
                 time.sleep(0.2)
         finally:
             probe.close()
-        raise AssertionError(f"worker did not commit {expected} records in {timeout}s:\n{self.log()[-3000:]}")
+        raise AssertionError(f"worker committed {committed} of {expected} records in {timeout}s:\n{self.log()[-6000:]}")
 
 
 @pytest.fixture
@@ -96,6 +98,7 @@ def settings(tmp_path: Path, broker: LocalBroker) -> Settings:
         app_id=f"cp-test-{uuid.uuid4().hex[:8]}",
         worker_web_port=0,
         sink_batch_seconds=0.2,
+        log_level="info",  # worker logs go to the test's tmp dir; a failure prints their tail
     )
 
 

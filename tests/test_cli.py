@@ -34,6 +34,8 @@ def run(*args: str, env: dict[str, str] | None = None, stdin: bytes | None = Non
         (["publish", "/definitely/not/here.jsonl"], "no such file"),
         (["sql"], "QUERY"),
         (["demo", "--days", "-3"], "--days"),
+        (["evaluate", "--clients", "3"], "--clients"),
+        (["alerts", "--webhook", "ftp://x"], "webhook"),
     ],
 )
 def test_bad_arguments_give_one_line_and_nonzero_exit(args: list[str], needle: str) -> None:
@@ -163,3 +165,28 @@ def test_demo_refuses_a_data_dir_it_did_not_make(tmp_path: Path) -> None:
     result = run("--data-dir", str(tmp_path), "demo", "--clients", "2", "--days", "2")
     assert result.returncode == 1
     assert "not made by a demo" in result.stderr.decode()
+
+
+def test_evaluate_reports_quality_against_the_labels(tmp_path: Path) -> None:
+    from producers.generator import generate
+
+    result = run("evaluate", "--clients", "40", "--days", "200", "--seed", "5", "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    quality = json.loads(result.stdout)
+    for key in ("precision", "recall", "median_lead_days", "seasonal_flagged_share", "false_alerts_per_100_month"):
+        assert key in quality
+    labels = generate(clients=40, days=200, seed=5).labels  # recounted here, not taken from the report
+    churners = {lab.client_id for lab in labels if lab.churns}
+    assert quality["churners"] == len(churners)
+    assert set(quality["missed"]) <= churners
+    assert quality["detected"] == len(churners) - len(quality["missed"])
+    assert 0 <= quality["precision"] <= 1 and 0 <= quality["recall"] <= 1
+    assert quality["recall"] == round(quality["detected"] / len(churners), 3)
+
+
+def test_evaluate_on_orders_alone_flags_some_not_all() -> None:
+    result = run("evaluate", "--clients", "40", "--days", "200", "--seed", "5", "--orders-only", "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    quality = json.loads(result.stdout)
+    assert quality["sla_alerts"] == 0  # no complaints in an order export
+    assert quality["flagged_clients"] < quality["clients"] / 2

@@ -28,7 +28,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 
 REQUIRED_SERVICES = {"kafka", "clickhouse", "init", "worker", "generator"}
-APP_SERVICES = ("init", "worker", "generator")  # the services running our image
+APP_SERVICES = ("init", "worker", "alerts", "generator")  # the services running our image
 PREFIX = "CLIENTPULSE_"
 
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?err}, ${VAR?err}, ${VAR:+alt}, ${VAR+alt}, $VAR
@@ -372,6 +372,7 @@ def test_cli_has_the_commands_the_stack_relies_on(cli):
         ("sql", "SELECT 1"): ["sql"],
         ("schema", "export", "out"): ["schema", "export"],
         ("demo",): ["demo"],
+        ("alerts", "--stdout"): ["alerts"],
     }
     for args, path in expected.items():
         assert resolve_command(cli, list(args))[0] == path

@@ -110,11 +110,6 @@ def test_shuffled_within_clients_with_5_percent_duplicates(settings, worker_fact
     _run(settings, worker_factory, stream, history)
 
 
-@pytest.mark.xfail(
-    reason="open liveness defect (issue 3 note): after a restart mid-stream the second worker sometimes stops "
-    "committing (faust-streaming recovery race, upstream #596); when it completes, every profile is exact",
-    strict=False,
-)
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL], ids=["graceful", "sigkill"])
 def test_restart_mid_stream(settings, worker_factory, history, stop_signal) -> None:
     from clientpulse.progress import ProgressProbe
