@@ -10,14 +10,14 @@ function, so the quality it reports is the quality of the worker's rules.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas.alerts import Alert
 from sinks.alerts import alert_row, risk_row
 from streams.alerting import AlertRules, RiskState, step
-from streams.profile import ClientProfile, ProfileSnapshot, epoch_seconds
+from streams.profile import ClientProfile, ProfileSnapshot, epoch_seconds, snapshot
 from streams.risk import RiskRules, assess, cadence_deadline
 from streams.sla import SlaRules, breaches, next_due
 from streams.tiering import TierChange
@@ -51,6 +51,11 @@ def assess_batch(
     for profile, snap, change in items:
         state = load_state(profile.client_id) or RiskState(profile.client_id)
         before = state.to_bytes()
+        if state.assessed_at is not None and epoch_seconds(snap.as_of) < state.assessed_at:
+            # Never assess a client as of an earlier instant than last time: when topics are read at
+            # different speeds (a replay, a catch-up) the clock can trail a client's own latest event,
+            # and going back and forth in time would raise and resolve the same risk over and over.
+            snap = replace(snapshot(profile, as_datetime(state.assessed_at)), tier=snap.tier)
         now = epoch_seconds(snap.as_of)
         assessment = assess(profile, snap, config.risk)
         alerts = step(state, snap, assessment, breaches(profile, now, config.sla), change, config.alerts, emitted_at)

@@ -70,12 +70,16 @@ class Progress:
         self.last = seen
 
     def stalled(self, highwater: Mapping[Any, int | None], now: float, after: float) -> dict[Any, int]:
-        """Partitions with records past their committed offset and no commit for `after` seconds."""
+        """Partitions with records past their committed offset and no commit for `after` seconds.
+
+        A partition never committed counts from offset 0: its first records can be lost to the same
+        race, and seeking to 0 is safe (a log that starts later resets to its earliest offset)."""
         out = {}
         for tp, (off, since) in self.last.items():
             end = highwater.get(tp)
-            if off is not None and end is not None and end > off and now - since >= after:
-                out[tp] = off
+            start = off if off is not None else 0
+            if end is not None and end > start and now - since >= after:
+                out[tp] = start
         return out
 
 
@@ -112,7 +116,9 @@ def strict_commit_head(topics: Collection[str]) -> None:
 
 
 class CommitGuard:
-    def __init__(self, stall_seconds: float = STALL_SECONDS) -> None:
+    def __init__(self, topics: Collection[str], stall_seconds: float = STALL_SECONDS) -> None:
+        self.topics = frozenset(topics)
+        """The consumed topics to guard; never the table changelogs, which faust reads by itself."""
         self.stall_seconds = stall_seconds
         self.progress = Progress()
         self.tidied = 0
@@ -121,7 +127,7 @@ class CommitGuard:
     async def check(self, consumer: Any, idle: bool) -> None:
         """Tidy faust's bookkeeping; re-read stalled partitions when no batch is in flight."""
         # faust internals (see module doc): _acked, _acked_index, _committed_offset, _read_offset.
-        assigned = consumer.assignment()
+        assigned = {tp for tp in consumer.assignment() if tp.topic in self.topics}
         with ack_lock:
             for tp, offsets in consumer._acked.items():
                 clean = tidy(offsets, consumer._committed_offset.get(tp))

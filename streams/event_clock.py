@@ -17,12 +17,13 @@ class EventClock:
     """A low watermark over the partitions the worker reads.
 
     Each inbound partition has its own event-time progress (the largest `occurred_at` processed from
-    it). The clock may only pass an instant once no partition with unread records is still behind it:
-    a client's deadline must not fire while that client's orders wait unread in a lagging partition
-    (on a restart or a replay, one topic is often read well ahead of another). So the clock is the
-    minimum progress over *lagging* partitions, or the maximum over all when none lags; a lagging
-    partition with no progress known yet holds the clock where it is. When the stream goes quiet for
-    `idle_seconds` of wall time with nothing lagging, the clock moves on with the wall clock.
+    it). The clock is the minimum progress over the partitions that are *live*: those with unread
+    records (lagging) and those that delivered an event within the last `idle_seconds` of wall time.
+    A client's deadline must not fire while that client's orders wait unread, or are about to arrive,
+    on a partition that is behind the others: on a replay or a catch-up one topic is easily a day of
+    event time ahead of another after a few milliseconds. A lagging partition with no progress known
+    yet holds the clock where it is. A partition that went quiet stops holding the clock back; when all
+    are quiet, the clock is the maximum progress and then moves on with the wall clock.
     """
 
     def __init__(self, idle_seconds: float, wall: Callable[[], float] = time.monotonic) -> None:
@@ -30,11 +31,12 @@ class EventClock:
         self.wall = wall
         self.now: int | None = None
         self.progress: dict[Hashable, int] = {}
+        self._seen: dict[Hashable, float] = {}
         self._last_event_wall = self._synced_wall = wall()
 
     def observe(self, partition: Hashable, event_time: int) -> None:
         """An event processed from `partition`."""
-        self._last_event_wall = self._synced_wall = self.wall()
+        self._last_event_wall = self._synced_wall = self._seen[partition] = self.wall()
         if event_time > self.progress.get(partition, event_time - 1):
             self.progress[partition] = event_time
 
@@ -42,12 +44,11 @@ class EventClock:
         """Advance to the low watermark given the partitions that still have unread records."""
         if not self.progress:
             return self.now
-        if lagging:
-            if any(p not in self.progress for p in lagging):
-                return self.now  # a partition we know nothing about is behind: wait for it
-            candidate = min(self.progress[p] for p in lagging)
-        else:
-            candidate = max(self.progress.values())
+        if any(p not in self.progress for p in lagging):
+            return self.now  # a partition we know nothing about is behind: wait for it
+        wall = self.wall()
+        live = set(lagging) | {p for p, seen in self._seen.items() if wall - seen < self.idle_seconds}
+        candidate = min(self.progress[p] for p in live) if live else max(self.progress.values())
         if self.now is None or candidate > self.now:
             self.now = candidate
         return self.now

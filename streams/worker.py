@@ -12,6 +12,7 @@ import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from streams.commit_guard import CommitGuard, disable_gap_filling, strict_commit
 from streams.event_clock import Deadlines, EventClock
 from streams.intake import Rejected, plan_batch
 from streams.profile import ClientProfile, ProfileSnapshot, epoch_seconds, snapshot
-from streams.profiling import profile_batch
+from streams.profiling import ProfileBatch, profile_batch
 from streams.tansu_compat import patch_faust_highwaters
 from streams.tiering import TierChange
 
@@ -110,7 +111,7 @@ def create_app(settings: Settings) -> faust.App:
         client = connect(settings.clickhouse_dsn, settings.clickhouse_database)
         state["writer"] = ClickHouseWriter(client)
 
-    guard = CommitGuard()
+    guard = CommitGuard(INBOUND_TOPIC_NAMES)
 
     @app.timer(2.0)
     async def guard_commits() -> None:
@@ -178,14 +179,14 @@ def create_app(settings: Settings) -> faust.App:
             now = datetime.now(UTC)
             plan = plan_batch(origins, now, settings.max_message_bytes)
             updates = profile_batch(plan.events, lambda client_id: _load(profiles, client_id), settings.tiers)
-            changes = {c.client_id: c for c in updates.tier_changes}
-            items = [(updates.profiles[s.client_id], s, changes.get(s.client_id)) for s in updates.snapshots]
-            assessed = assess_batch(items, lambda c: _load_risk(risks, c), settings.risk_config, now)
             for origin in origins:
                 key = (origin.topic, origin.partition)
                 read[key] = max(read.get(key, -1), origin.offset)
             for origin, event in zip(plan.sources, plan.events, strict=True):
                 clock.observe((origin.topic, origin.partition), epoch_seconds(event.occurred_at))
+            clock_now = clock.settle(_lagging())
+            items, later = _as_of_clock(updates, clock_now)
+            assessed = assess_batch(items, lambda c: _load_risk(risks, c), settings.risk_config, now)
             rows = _merge_rows(plan.rows, updates.rows, assessed.rows)
             await write_rows(rows, lambda: _store(updates.profiles, assessed))
             pending = [await _publish_profile(profiles_topic, snap, updates.tier_changes) for snap in updates.snapshots]
@@ -194,9 +195,9 @@ def create_app(settings: Settings) -> faust.App:
                 pending += await _publish_dead_letters(dead_letter_topic, plan.rejected)
             await asyncio.gather(*pending)
             deadlines.update(assessed.deadlines)
-            now = clock.settle(_lagging())
-            if now is not None:
-                await assess_due(now)
+            deadlines.update({c: min(t, deadlines.due_at.get(c, t)) for c, t in later.items()})
+            if clock_now is not None:
+                await assess_due(clock_now)
 
     async def assess_due(now: int) -> None:
         """The event-time timer's work: assess clients whose deadline is at or before `now`, as of `now`
@@ -204,12 +205,11 @@ def create_app(settings: Settings) -> faust.App:
         due = deadlines.due(now)
         if not due:
             return
-        at = as_datetime(now)
         items = []
         for client_id in due:
             profile = _load(profiles, client_id)
             if profile is not None:
-                items.append((profile, snapshot(profile, at), None))
+                items.append((profile, snapshot(profile, as_datetime(now)), None))
         assessed = assess_batch(items, lambda c: _load_risk(risks, c), settings.risk_config, datetime.now(UTC))
         await write_rows(assessed.rows, lambda: _store({}, assessed))
         await asyncio.gather(*[await _publish_alert(alerts_topic, a) for a in assessed.alerts])
@@ -250,6 +250,21 @@ def _origin(event: EventT) -> Origin:
 def _store_profiles(table: Any, changed: dict[str, ClientProfile]) -> None:
     for client_id, profile in changed.items():
         table[client_id.encode()] = profile.to_bytes()
+
+
+def _as_of_clock(updates: ProfileBatch, clock_now: int | None) -> tuple[list[Any], dict[str, int]]:
+    """The batch's changed clients to assess, each as of its latest event or the event-time clock,
+    whichever is earlier: a client read ahead of a lagging topic is assessed as of the clock (its other
+    events may still be on their way) and again, through its deadline, once the clock reaches it."""
+    changes = {c.client_id: c for c in updates.tier_changes}
+    items, later = [], {}
+    for snap in updates.snapshots:
+        profile = updates.profiles[snap.client_id]
+        if clock_now is not None and profile.watermark is not None and profile.watermark > clock_now:
+            later[snap.client_id] = profile.watermark
+            snap = replace(snapshot(profile, as_datetime(clock_now)), tier=snap.tier)
+        items.append((profile, snap, changes.get(snap.client_id)))
+    return items, later
 
 
 def _load_risk(table: Any, client_id: str) -> RiskState | None:

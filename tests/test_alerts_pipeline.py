@@ -113,15 +113,20 @@ def test_timer_raises_churn_and_sla_alerts_without_further_events(settings, work
     # deadlines must come back from the risk table.
     cut1 = sum(1 for e in events if e.occurred_at < T0 + timedelta(days=20))
     cut2 = sum(1 for e in events if e.occurred_at < T0 + timedelta(days=43))
-    worker = worker_factory().start()
+    # idle partitions stop holding the event-time clock back after 1 s (5 s by default)
+    settings = settings.model_copy(update={"idle_clock_seconds": 1.0})
+    quiet_for = 3.0  # > idle_clock_seconds + the 1 s timer: the clock has caught up with the stream
+    worker = worker_factory(settings).start()
     _publish(settings.kafka_bootstrap, events[:cut1])
     worker.wait_committed(cut1)
     assert worker.stop(signal.SIGTERM) == 0
-    worker = worker_factory().start()
+    worker = worker_factory(settings).start()
     _publish(settings.kafka_bootstrap, events[cut1:cut2])
     worker.wait_committed(cut2)
+    time.sleep(quiet_for)
     _publish(settings.kafka_bootstrap, events[cut2:])
     worker.wait_committed(len(events))
+    time.sleep(quiet_for)
     assert worker.stop() == 0
 
     rows = _alert_rows(settings)

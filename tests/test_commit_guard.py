@@ -23,9 +23,9 @@ def test_a_partition_stalls_when_records_wait_and_the_commit_does_not_move() -> 
     progress.observe({"a": 10, "b": 10, "c": 7, "d": None}, now=0.0)
     progress.observe({"a": 10, "b": 12, "c": 7, "d": None}, now=5.0)
     ends = {"a": 20, "b": 20, "c": 7, "d": 9}
-    # b moved at 5 s; c has nothing waiting; d has never committed
-    assert progress.stalled(ends, now=9.0, after=8.0) == {"a": 10}
-    assert progress.stalled(ends, now=13.0, after=8.0) == {"a": 10, "b": 12}
+    # b moved at 5 s; c has nothing waiting; d has never committed: it counts from offset 0
+    assert progress.stalled(ends, now=9.0, after=8.0) == {"a": 10, "d": 0}
+    assert progress.stalled(ends, now=13.0, after=8.0) == {"a": 10, "b": 12, "d": 0}
     assert progress.stalled(ends, now=7.0, after=8.0) == {}
 
 
@@ -34,3 +34,10 @@ def test_a_revoked_partition_is_forgotten() -> None:
     progress.observe({"a": 1}, now=0.0)
     progress.observe({"b": 1}, now=1.0)
     assert set(progress.last) == {"b"}
+
+
+def test_a_never_committed_empty_partition_is_not_stalled() -> None:
+    progress = Progress()
+    progress.observe({"e": None}, now=0.0)
+    assert progress.stalled({"e": 0}, now=60.0, after=8.0) == {}
+    assert progress.stalled({"e": None}, now=60.0, after=8.0) == {}

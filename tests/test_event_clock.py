@@ -47,25 +47,32 @@ def test_the_clock_is_unset_until_an_event_is_seen() -> None:
     assert clock.tick({P1}) is None
 
 
-def test_with_nothing_lagging_the_clock_is_the_largest_event_time_and_never_goes_back() -> None:
+def test_live_partitions_hold_the_clock_at_the_slowest_and_quiet_ones_let_go() -> None:
     clock, wall = clock_at(E0)
     for partition, t in ((P1, E0 + 10), (P2, E0 - 100), (P1, E0 + 3), (P3, E0 + 50), (P2, E0 + 49)):
         clock.observe(partition, t)
         wall.advance(0.5)
-    assert clock.settle(NONE) == E0 + 50
     assert clock.progress == {P1: E0 + 10, P2: E0 + 49, P3: E0 + 50}
+    # all three delivered within idle_seconds: the slowest (P1) may still bring events up to E0 + 10
+    assert clock.settle(NONE) == E0 + 10
+    wall.advance(IDLE)  # all quiet now: nothing holds the clock back
+    assert clock.settle(NONE) == E0 + 50
+    clock.observe(P1, E0 + 20)  # P1 live again, but the clock never goes back
+    assert clock.settle(NONE) == E0 + 50
     assert clock.tick(NONE) == E0 + 50
 
 
 def test_a_lagging_partition_holds_the_clock_at_its_progress() -> None:
-    clock = EventClock(IDLE, Wall())
+    wall = Wall()
+    clock = EventClock(IDLE, wall)
     clock.observe(P1, E0 + 1000)  # orders read far ahead ...
     clock.observe(P3, E0 + 10)  # ... complaints still catching up
     assert clock.settle({P3}) == E0 + 10
     clock.observe(P3, E0 + 400)
     assert clock.settle({P3}) == E0 + 400
     assert clock.settle({P1, P3}) == E0 + 400  # the minimum over what lags
-    assert clock.settle(NONE) == E0 + 1000  # caught up: the largest
+    wall.advance(IDLE)
+    assert clock.settle(NONE) == E0 + 1000  # caught up and quiet: the largest
     assert clock.settle({P3}) == E0 + 1000  # never back, even when a partition lags again
 
 
@@ -73,7 +80,7 @@ def test_a_lagging_partition_without_progress_holds_the_clock_where_it_is() -> N
     clock = EventClock(IDLE, Wall())
     clock.observe(P1, E0 + 1000)
     assert clock.settle({P2}) is None  # nothing known of P2 yet: no time can be trusted
-    assert clock.settle(NONE) == E0 + 1000
+    assert clock.settle(NONE) == E0 + 1000  # P1 alone is live
     clock.observe(P1, E0 + 2000)
     assert clock.settle({P2}) == E0 + 1000
 
