@@ -17,7 +17,7 @@ State: three layers, from exact to summarised.
    arrival order and any number of duplicates give the same records, without storing event ids.
    Master data (`client.upserted`) is one last-writer-wins register on `(occurred_at, event_id)`.
 2. *Order day buckets*: when an order's record is folded, its final contribution (count, units, fee,
-   or cancelled) is added to the UTC day it was placed. Buckets are kept for `BUCKET_DAYS` (400) days,
+   or cancelled) is added to the UTC day it was placed. Buckets are kept for `BUCKET_DAYS` (490) days,
    which keeps the 365-day window exact. Deliveries, complaints and feedback feed windows of at most
    90 days, so their folded records go straight to layer 3.
 3. *Lifetime* totals (and a few registers: first and last order, the most recent order times, latest
@@ -85,8 +85,9 @@ RECORD_DAYS = 120
 """Default record horizon: exact per-entity records for this many days behind the watermark's day."""
 MIN_RECORD_DAYS = 91
 """Deliveries, complaints and feedback have 90-day windows and no buckets: records must cover them."""
-BUCKET_DAYS = 400
-"""Order day buckets are kept this many days behind the watermark's day (the 365-day window + slack)."""
+BUCKET_DAYS = 490
+"""Order day buckets are kept this many days behind the watermark's day: the 365-day window, and the
+same 30 days a year ago with the 90 days before them (485) for seasonally adjusted churn signals."""
 WINDOWS = (7, 30, 90, 365)
 """Windows (days) of the order metrics; deliveries and complaints use 30 and 90, feedback 90."""
 MAX_GAPS = 20

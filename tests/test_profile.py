@@ -185,9 +185,10 @@ def test_the_history_exercises_the_rules(history, profiles) -> None:
 
 
 def test_lifetime_and_year_windows_stay_exact_past_the_bucket_horizon() -> None:
-    """500 days: day buckets older than 400 days are folded into the lifetime totals."""
-    events = by_client(generate(clients=6, days=500, seed=2))
-    as_of = end_of(500)
+    """600 days: day buckets older than BUCKET_DAYS are folded into the lifetime totals."""
+    days = BUCKET_DAYS + 110
+    events = by_client(generate(clients=6, days=days, seed=2))
+    as_of = end_of(days)
     folded = 0
     for client, evs in events.items():
         profile = build(evs, client)

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-import streams.profile as profile_module
 from schemas.events import EVENT_MODELS, ClientPayload, Envelope, StorageRequirements
 from streams import risk
 from streams.alerting import AlertRules
@@ -472,14 +471,6 @@ def _seasonal_history(trough_last_year: bool) -> list[Envelope]:
     return orders_at(ages)
 
 
-@pytest.fixture
-def year_of_buckets(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep order day buckets long enough for the last-year comparison (30 + 455 days)."""
-    monkeypatch.setattr(profile_module, "BUCKET_DAYS", 520)
-    monkeypatch.setattr(risk, "BUCKET_DAYS", 520)
-
-
-@pytest.mark.usefixtures("year_of_buckets")
 def test_a_trough_that_recurs_every_year_is_seasonal_not_a_decline() -> None:
     profile, snap = at(_seasonal_history(trough_last_year=True), EVENING)
     assert volume_decline(profile, snap, RULES) is None
