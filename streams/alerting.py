@@ -165,7 +165,9 @@ def _sla(state: RiskState, found: list[Breach], common: dict[str, Any]) -> list[
                 continue  # learnt about only after it was resolved: nothing left to act on
             status = AlertStatus.RAISED
         elif seen[2]:
-            continue
+            if not b.open:
+                continue
+            status = AlertStatus.RAISED  # reopened after its alert was resolved: the same alert again
         elif not b.open:
             status = AlertStatus.RESOLVED
         elif b.stage == "resolution" and seen[1] == "response":
@@ -196,9 +198,12 @@ def _sla_alert(b: Breach, status: AlertStatus, seq: int, common: dict[str, Any])
         for c in risk.ACTIONS[code]
         for t in [risk.ACTION_TEXT[c]]
     ]
-    sev = Severity.CRITICAL if b.severity == "critical" or common["tier"] == "key" else Severity.HIGH
-    if b.stage == "response" and common["tier"] != "key":
+    if b.severity == "critical" or common["tier"] == "key":
+        sev = Severity.CRITICAL
+    elif b.stage == "response":
         sev = Severity.WARNING
+    else:
+        sev = Severity.HIGH
     return Alert(
         alert_id=alert_id(common["client_id"], AlertKind.SLA_BREACH, b.complaint_id),
         sequence=seq,

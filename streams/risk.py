@@ -475,7 +475,10 @@ def score(found: list[Signal], rules: RiskRules) -> int:
     corroboration = max(
         (100 * rules.weights.get(s.code, 0.0) * s.strength for s in found if s.code not in BEHAVIOUR), default=0.0
     )
-    stopped = any(s.code == "cadence_broken" and s.strength >= rules.cadence_alone_strength for s in found)
+    stopped = any(
+        s.code == "cadence_broken" and s.strength >= rules.cadence_alone_strength and rules.weights[s.code] > 0
+        for s in found
+    )
     shrinking = any(s.code == "volume_decline" and s.evidence.get("orders_shrinking") for s in found)
     if corroboration < rules.corroboration_points and not stopped and not shrinking:
         return min(total, rules.uncorroborated_cap)

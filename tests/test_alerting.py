@@ -376,6 +376,26 @@ def test_sla_alerts_of_key_accounts_are_more_severe() -> None:
     assert SEVERITY_ORDER[key.severity] > SEVERITY_ORDER[stable.severity] > SEVERITY_ORDER[Severity.INFO]
 
 
+def test_a_critical_complaint_is_critical_for_every_tier() -> None:
+    for tier in ("key", "stable", "potential"):
+        sla = Sla([complaint("complaint.opened", "Q1", T0, severity="critical")], tier)
+        [a] = sla.at(T0 + (SLA.response_hours[tier] + 1) * H)
+        assert a.severity is Severity.CRITICAL, tier
+
+
+def test_a_complaint_reopened_after_its_alert_resolved_is_raised_again_under_the_same_id() -> None:
+    res_due = T0 + SLA.resolution_hours["key"] * H
+    sla = Sla([complaint("complaint.opened", "Q1", T0)])
+    [raised] = sla.at(res_due + H)
+    sla.add(complaint("complaint.resolved", "Q1", res_due + 2 * H))
+    [resolved] = sla.at(res_due + 2 * H)
+    assert resolved.status is AlertStatus.RESOLVED
+    sla.add(complaint("complaint.reopened", "Q1", res_due + 10 * H))
+    [again] = sla.at(res_due + 11 * H)
+    assert (again.status, again.sequence, again.alert_id) == (AlertStatus.RAISED, 3, raised.alert_id)
+    assert sla.at(res_due + 12 * H) == []
+
+
 def test_churn_and_sla_alerts_come_out_of_one_step() -> None:
     profile = build([master(T0 - 300 * DAY), complaint("complaint.opened", "Q1", T0)], "key")
     now = T0 + 5 * H

@@ -1064,3 +1064,11 @@ def test_a_decline_with_significantly_smaller_orders_is_not_capped() -> None:
     decline = risk.volume_decline(profile, snap, RULES)
     assert decline is not None and "orders_shrinking" not in decline.evidence
     assert risk.score([decline], RULES) <= RULES.uncorroborated_cap
+
+
+def test_a_zero_weight_cadence_does_not_lift_the_cap() -> None:
+    rules = RiskRules(weights={"cadence_broken": 0.0})
+    stopped = risk.Signal("cadence_broken", 1.0, {})
+    decline = risk.Signal("volume_decline", 1.0, {})
+    assert risk.score([stopped, decline], rules) == rules.uncorroborated_cap
+    assert risk.score([stopped, decline], RULES) > RULES.uncorroborated_cap
