@@ -124,8 +124,7 @@ def create_app(settings: Settings) -> faust.App:
         if not _ready() or not clock.progress:
             return
         async with turn:
-            if deadlines.stale:
-                deadlines.rebuild((k.decode(), RiskState.from_bytes(v).due_at) for k, v in risks.items() if v)
+            _refresh_deadlines()
             now = clock.tick(_lagging())
             if now is not None:
                 await assess_due(now)
@@ -162,6 +161,11 @@ def create_app(settings: Settings) -> faust.App:
                 out.add(key)
         return out
 
+    def _refresh_deadlines() -> None:
+        # At start and after a rebalance: the deadlines of this worker's clients, from the risk table.
+        if deadlines.stale:
+            deadlines.rebuild((k.decode(), RiskState.from_bytes(v).due_at) for k, v in risks.items() if v)
+
     def _ready() -> bool:
         recovery = app.tables.recovery
         return "writer" in state and recovery.completed.is_set() and not app.rebalancing and not app.in_recovery
@@ -173,8 +177,7 @@ def create_app(settings: Settings) -> faust.App:
         while not _ready():
             await asyncio.sleep(0.05)
         async with turn:
-            if deadlines.stale:
-                deadlines.rebuild((k.decode(), RiskState.from_bytes(v).due_at) for k, v in risks.items() if v)
+            _refresh_deadlines()
             origins = [_origin(e) for e in events]
             now = datetime.now(UTC)
             plan = plan_batch(origins, now, settings.max_message_bytes)
