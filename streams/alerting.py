@@ -85,7 +85,13 @@ def _reasons(a: Assessment) -> tuple[list[Reason], list[Action]]:
         Reason(code=r.code, points=r.points, evidence=r.evidence, text_en=r.text_en, text_zh=r.text_zh)
         for r in a.reasons
     ]
-    actions = [Action(code=x.code, for_reason=x.for_reason, text_en=x.text_en, text_zh=x.text_zh) for x in a.actions]
+    # one line per action: two reasons may call for the same one (a visit for silence and for decline)
+    first = {x.code: x for x in reversed(a.actions)}
+    actions = [
+        Action(code=x.code, for_reason=x.for_reason, text_en=x.text_en, text_zh=x.text_zh)
+        for x in a.actions
+        if first[x.code] is x
+    ]
     return reasons, actions
 
 

@@ -195,6 +195,24 @@ def test_the_message_carries_the_assessment() -> None:
     assert resolved.severity is Severity.INFO and resolved.actions == []
 
 
+def test_an_action_two_reasons_call_for_is_listed_once_for_the_first() -> None:
+    decline = risk.Reason("volume_decline", 30.0, {}, "down", "下降")
+    visit = risk.ACTION_TEXT["account_manager_visit"]
+    actions = (
+        risk.Action("account_manager_visit", "cadence_broken", *visit),
+        risk.Action("account_manager_visit", "volume_decline", *visit),
+        risk.Action("pricing_review", "volume_decline", *risk.ACTION_TEXT["pricing_review"]),
+    )
+    churn = Churn()
+    snap = snapshot(churn.profile, T0)
+    a = risk.Assessment("C1", T0, 70, (), (REASON, decline), actions)
+    [alert] = step(churn.state, snap, a, [], None, RULES, EMITTED)
+    assert [(x.code, x.for_reason) for x in alert.actions] == [
+        ("account_manager_visit", "cadence_broken"),
+        ("pricing_review", "volume_decline"),
+    ]
+
+
 def test_reminders_after_the_cooldown_at_most_max_reminders() -> None:
     r = RULES
     churn = Churn()
