@@ -36,15 +36,7 @@ from streams.profile import (
     order_windows,
 )
 
-SIGNALS = (
-    "cadence_broken",
-    "volume_decline",
-    "service_failures",
-    "complaint_pressure",
-    "satisfaction",
-    "contract_end",
-    "deterioration",
-)
+SIGNALS = ("cadence_broken", "volume_decline", "service_failures", "complaint_pressure", "satisfaction", "contract_end")
 
 
 DEFAULT_WEIGHTS: Mapping[str, float] = {
@@ -54,7 +46,6 @@ DEFAULT_WEIGHTS: Mapping[str, float] = {
     "complaint_pressure": 0.35,
     "satisfaction": 0.40,
     "contract_end": 0.25,
-    "deterioration": 0.35,
 }
 
 
@@ -126,19 +117,6 @@ class RiskRules:
     feedback_recent_days: int = 60
     csat_bad: int = 2
     nps_detractor: int = 6
-    # deterioration: the client's service and satisfaction against its own earlier level
-    trend_recent_days: int = 30
-    trend_base_days: int = 90
-    """Deliveries of the last `trend_recent_days` against the `trend_base_days` before them (records)."""
-    trend_min_recent: int = 8
-    trend_min_base: int = 20
-    trend_z: float = 2.33
-    """z of the two-proportion test at which a rate counts as worse than the client's own (1% one-sided);
-    strength 0.5 there, full at twice this z."""
-    csat_trend_recent_days: int = 60
-    csat_trend_min_responses: int = 2
-    csat_trend_drop: float = 1.0
-    """A mean CSAT this much below the client's own earlier mean counts (strength 0.5, full at twice)."""
     # contract
     contract_warning_days: int = 30
     weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
@@ -457,81 +435,6 @@ def satisfaction(snap: ProfileSnapshot, rules: RiskRules) -> Signal | None:
     return Signal("satisfaction", strength, evidence) if strength > 0 else None
 
 
-def two_proportion_z(bad_recent: int, n_recent: int, bad_base: int, n_base: int) -> float | None:
-    """z of the pooled two-proportion test that the recent share of bad outcomes exceeds the earlier one
-    (positive: worse now). None when either group is empty or the pooled share is 0 or 1."""
-    if n_recent <= 0 or n_base <= 0:
-        return None
-    pooled = (bad_recent + bad_base) / (n_recent + n_base)
-    if pooled <= 0 or pooled >= 1:
-        return None
-    spread = math.sqrt(pooled * (1 - pooled) * (1 / n_recent + 1 / n_base))
-    return (bad_recent / n_recent - bad_base / n_base) / spread
-
-
-def deterioration(profile: ClientProfile, snap: ProfileSnapshot, rules: RiskRules) -> Signal | None:
-    """Service and satisfaction worse than the client's *own* earlier level (from the records).
-
-    Late, damaged and failed deliveries of the last `trend_recent_days` against the `trend_base_days`
-    before them, each a two-proportion z-test; the mean CSAT of the last `csat_trend_recent_days`
-    against the responses before. A churner's service and mood sour before it moves volume away; a
-    seasonal client's do not, whatever its volume does. Corroboration only: its weight keeps it below
-    the alert threshold on its own.
-    """
-    now = epoch_seconds(snap.as_of)
-    today = now // DAY
-    r, b = rules.trend_recent_days, rules.trend_base_days
-    bearing = frozenset({1, 2})  # delivery.failed, delivery.delivered
-    counts = [[0, 0, 0, 0], [0, 0, 0, 0]]  # [deliveries, late, damaged, failed] recent, base
-    for rec in profile.deliveries.values():
-        key = rec.key(bearing)
-        if key is None or key[0] > now:
-            continue
-        age = today - key[0] // DAY
-        group = 0 if age < r else 1 if age < r + b else None
-        if group is None:
-            continue
-        on_time, _, bad, _ = rec.state
-        acc = counts[group]
-        acc[0] += 1
-        acc[1] += 1 - on_time
-        acc[2] += int(bad > 0)
-        acc[3] += int(key[1] == 1)
-    evidence: dict[str, Any] = {}
-    strength = 0.0
-    recent, base = counts
-    if recent[0] >= rules.trend_min_recent and base[0] >= rules.trend_min_base:
-        for i, name in ((1, "late"), (2, "damaged"), (3, "failed")):
-            z = two_proportion_z(recent[i], recent[0], base[i], base[0])
-            if z is not None and z >= rules.trend_z:
-                evidence |= {
-                    f"{name}_share_recent": round(recent[i] / recent[0], 3),
-                    f"{name}_share_before": round(base[i] / base[0], 3),
-                    f"{name}_z": round(z, 2),
-                }
-                strength = max(strength, _clamp(z / (2 * rules.trend_z)))
-        if evidence:
-            evidence |= {"deliveries_recent": recent[0], "deliveries_before": base[0], "recent_days": r}
-    cut = now - rules.csat_trend_recent_days * DAY
-    scores: tuple[list[int], list[int]] = ([], [])
-    for rec in profile.feedback.values():
-        t, csat = rec.last, rec.state[0]
-        if csat > 0 and t <= now:
-            scores[int(t <= cut)].append(csat)
-    late, early = scores
-    if len(late) >= rules.csat_trend_min_responses and len(early) >= rules.csat_trend_min_responses:
-        drop = statistics.fmean(early) - statistics.fmean(late)
-        if drop >= rules.csat_trend_drop:
-            evidence |= {
-                "csat_mean_recent": round(statistics.fmean(late), 2),
-                "csat_mean_before": round(statistics.fmean(early), 2),
-                "csat_responses_recent": len(late),
-                "csat_responses_before": len(early),
-            }
-            strength = max(strength, _clamp(drop / (2 * rules.csat_trend_drop)))
-    return Signal("deterioration", strength, evidence) if strength > 0 else None
-
-
 def contract_end(snap: ProfileSnapshot, rules: RiskRules) -> Signal | None:
     if snap.contract_end is None:
         return None
@@ -550,7 +453,6 @@ def signals(profile: ClientProfile, snap: ProfileSnapshot, rules: RiskRules) -> 
         complaint_pressure(profile, snap, rules),
         satisfaction(snap, rules),
         contract_end(snap, rules),
-        deterioration(profile, snap, rules),
     ]
     return [s for s in found if s is not None]
 
@@ -602,7 +504,6 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "complaint_pressure": ("compensation_review", "service_recovery_plan"),
     "satisfaction": ("revisit_call",),
     "contract_end": ("pricing_review", "account_manager_visit"),
-    "deterioration": ("service_recovery_plan", "revisit_call"),
     "sla_response": ("service_recovery_plan",),
     "sla_resolution": ("service_recovery_plan", "compensation_review"),
     "tier_downgrade": ("account_manager_visit",),
@@ -684,24 +585,6 @@ def describe(s: Signal | Any) -> tuple[str, str]:
             return (
                 f"Contract ends {e['contract_end']} ({e['days_left']} days) with no renewal on record",
                 f"合同将于 {e['contract_end']} 到期（剩 {e['days_left']} 天），尚无续约记录",
-            )
-        case "deterioration":
-            parts_en, parts_zh = [], []
-            for name, en, zh in (
-                ("late", "late", "延误"),
-                ("damaged", "damaged", "货损"),
-                ("failed", "failed", "配送失败"),
-            ):
-                if f"{name}_z" in e:
-                    now_, before = e[f"{name}_share_recent"], e[f"{name}_share_before"]
-                    parts_en.append(f"{en} deliveries {now_:.0%} (before {before:.0%})")
-                    parts_zh.append(f"{zh}占比 {now_:.0%}（此前 {before:.0%}）")
-            if "csat_mean_recent" in e:
-                parts_en.append(f"CSAT mean {e['csat_mean_recent']} (before {e['csat_mean_before']})")
-                parts_zh.append(f"平均满意度 {e['csat_mean_recent']}（此前 {e['csat_mean_before']}）")
-            return (
-                "Worse than the client's own earlier level: " + ", ".join(parts_en),
-                "较客户自身此前水平变差：" + "，".join(parts_zh),
             )
         case "sla_response" | "sla_resolution":
             what_en = "first response" if s.code == "sla_response" else "resolution"
