@@ -35,6 +35,7 @@ from streams.profile import (
     first_order_day,
     order_windows,
 )
+from streams.risk_texts import ACTION_TEXT, ACTIONS, describe
 
 SIGNALS = ("cadence_broken", "volume_decline", "service_failures", "complaint_pressure", "satisfaction", "contract_end")
 
@@ -495,110 +496,3 @@ def assess(profile: ClientProfile, snap: ProfileSnapshot, rules: RiskRules = Ris
     )
     actions = tuple(Action(code, r.code, *ACTION_TEXT[code]) for r in reasons for code in ACTIONS[r.code])
     return Assessment(profile.client_id, snap.as_of, score(found, rules), tuple(found), reasons, actions)
-
-
-ACTIONS: dict[str, tuple[str, ...]] = {
-    "cadence_broken": ("account_manager_visit",),
-    "volume_decline": ("account_manager_visit", "pricing_review"),
-    "service_failures": ("service_recovery_plan",),
-    "complaint_pressure": ("compensation_review", "service_recovery_plan"),
-    "satisfaction": ("revisit_call",),
-    "contract_end": ("pricing_review", "account_manager_visit"),
-    "sla_response": ("service_recovery_plan",),
-    "sla_resolution": ("service_recovery_plan", "compensation_review"),
-    "tier_downgrade": ("account_manager_visit",),
-}
-
-ACTION_TEXT: dict[str, tuple[str, str]] = {
-    "account_manager_visit": ("Account manager visits the client this week", "客户经理本周上门拜访"),
-    "service_recovery_plan": ("Agree a service-recovery plan with operations", "与运营制定服务补救计划"),
-    "compensation_review": ("Review compensation for the affected shipments", "评估受影响货件的赔偿方案"),
-    "revisit_call": ("Call the client back (回访) to hear what went wrong", "安排回访，了解客户不满原因"),
-    "pricing_review": ("Review pricing and contract terms", "复核价格与合同条款"),
-}
-
-
-def describe(s: Signal | Any) -> tuple[str, str]:
-    """English and Chinese sentence for a signal's evidence."""
-    e = s.evidence
-    match s.code:
-        case "cadence_broken":
-            return (
-                f"No order for {e['days_since_last_order']} days, {e['silence_in_gaps']}x the usual gap of "
-                f"{e['typical_gap_days']} days",
-                f"已 {e['days_since_last_order']} 天未下单，是平时下单间隔（{e['typical_gap_days']} 天）的 "
-                f"{e['silence_in_gaps']} 倍",
-            )
-        case "volume_decline":
-            pct = round(100 * e["decline"])
-            extra = " (seasonally adjusted)" if "seasonally_adjusted_ratio" in e else ""
-            extra_zh = "（已剔除季节因素）" if "seasonally_adjusted_ratio" in e else ""
-            return (
-                f"Order volume down {pct}% against its baseline{extra}: {e['orders_recent']} orders in "
-                f"{e['recent_days']} days, {e['orders_prev_90d']} in the 90 days before",
-                f"业务量较基线下降 {pct}%{extra_zh}：近 {e['recent_days']} 天 {e['orders_recent']} 单，"
-                f"此前 90 天 {e['orders_prev_90d']} 单",
-            )
-        case "service_failures":
-            parts_en, parts_zh = [], []
-            if "on_time_rate_30d" in e:
-                parts_en.append(f"on-time {e['on_time_rate_30d']:.0%} (target {e['on_time_target']:.0%})")
-                parts_zh.append(f"准时率 {e['on_time_rate_30d']:.0%}（目标 {e['on_time_target']:.0%}）")
-            if "intact_rate_30d" in e:
-                parts_en.append(f"intact {e['intact_rate_30d']:.1%} (target {e['intact_target']:.1%})")
-                parts_zh.append(f"完好率 {e['intact_rate_30d']:.1%}（目标 {e['intact_target']:.1%}）")
-            if "temperature_excursions_30d" in e:
-                parts_en.append(f"{e['temperature_excursions_30d']} cold-chain temperature excursions")
-                parts_zh.append(f"冷链温度异常 {e['temperature_excursions_30d']} 次")
-            if "failed_deliveries_30d" in e:
-                parts_en.append(f"{e['failed_deliveries_30d']} failed deliveries ({e['failed_share_30d']:.0%})")
-                parts_zh.append(f"配送失败 {e['failed_deliveries_30d']} 次（{e['failed_share_30d']:.0%}）")
-            return "Service failures in 30 days: " + ", ".join(parts_en), "近 30 天服务问题：" + "，".join(parts_zh)
-        case "complaint_pressure":
-            parts_en, parts_zh = [], []
-            if "complaints_30d" in e:
-                parts_en.append(f"{e['complaints_30d']} complaints against a usual {e['usual_complaints_30d']}")
-                parts_zh.append(f"投诉 {e['complaints_30d']} 起（平时约 {e['usual_complaints_30d']} 起）")
-            if "high_severity_30d" in e:
-                parts_en.append(f"{e['high_severity_30d']} high-severity (usual {e['usual_high_severity_30d']})")
-                parts_zh.append(f"高严重度 {e['high_severity_30d']} 起（平时约 {e['usual_high_severity_30d']} 起）")
-            if "reopened_30d" in e:
-                parts_en.append(f"{e['reopened_30d']} reopened")
-                parts_zh.append(f"重开 {e['reopened_30d']} 起")
-            return "Complaint pressure in 30 days: " + ", ".join(parts_en), "近 30 天投诉压力：" + "，".join(parts_zh)
-        case "satisfaction":
-            parts_en, parts_zh = [], []
-            if "csat_latest" in e:
-                parts_en.append(f"latest CSAT {e['csat_latest']}/5")
-                parts_zh.append(f"最新满意度 {e['csat_latest']}/5")
-            if "nps_latest" in e:
-                parts_en.append(f"NPS detractor ({e['nps_latest']}/10)")
-                parts_zh.append(f"NPS 贬损者（{e['nps_latest']}/10）")
-            if "revisit_outcome_latest" in e:
-                parts_en.append("negative revisit call")
-                parts_zh.append("回访结果负面")
-            if "csat_mean_90d" in e:
-                parts_en.append(f"CSAT mean {e['csat_mean_90d']} over 90 days")
-                parts_zh.append(f"90 天平均满意度 {e['csat_mean_90d']}")
-            return "Low satisfaction: " + ", ".join(parts_en), "满意度偏低：" + "，".join(parts_zh)
-        case "contract_end":
-            return (
-                f"Contract ends {e['contract_end']} ({e['days_left']} days) with no renewal on record",
-                f"合同将于 {e['contract_end']} 到期（剩 {e['days_left']} 天），尚无续约记录",
-            )
-        case "sla_response" | "sla_resolution":
-            what_en = "first response" if s.code == "sla_response" else "resolution"
-            what_zh = "首次响应" if s.code == "sla_response" else "解决"
-            return (
-                f"Complaint {e['complaint_id']} ({e['category']}, {e['severity']}) missed its {what_en} "
-                f"target of {e['target_hours']} h; {e['overdue_hours']} h overdue",
-                f"投诉 {e['complaint_id']}（{e['category']}，{e['severity']}）超出{what_zh}时限 "
-                f"{e['target_hours']} 小时，已超时 {e['overdue_hours']} 小时",
-            )
-        case "tier_downgrade":
-            return (
-                f"Key account downgraded to {e['new_tier']}: 90-day revenue {e['revenue_90d']}, "
-                f"{e['orders_90d']} orders",
-                f"重点客户降级为 {e['new_tier']}：近 90 天收入 {e['revenue_90d']}，订单 {e['orders_90d']} 单",
-            )
-    return s.code, s.code
