@@ -26,19 +26,22 @@ State: three layers, from exact to summarised.
 Every metric is derived from the three layers in `snapshot`; nothing is accumulated per event, so
 `version` (the number of distinct facts the profile reflects) is a count, not a counter.
 
-Time: event time only. `watermark` is the largest `occurred_at` applied. Windows are whole UTC days
-(see `snapshot`). Folding happens when the watermark's UTC day changes: a record is folded when its
-newest fact lies before the *record horizon*, the start of the UTC day `record_days` before the
-watermark's day, except an open complaint, which stays until it is resolved.
+Time: event time only. `watermark` is the largest `occurred_at` applied; each family (master data,
+orders, deliveries, complaints, feedback) also has its own watermark in `marks`, because a client's
+families arrive on different topics that a consumer may read weeks of event time apart (a replay, a
+catch-up). Windows are whole UTC days (see `snapshot`). A family folds when its own watermark's UTC
+day changes: a record is folded when its newest fact lies before the family's *record horizon*, the
+start of the UTC day `record_days` before that family's watermark day, except an open complaint,
+which stays until it is resolved. Order day buckets are kept `BUCKET_DAYS` behind the orders' watermark.
 
-Late events: an event older than the record horizon whose entity has no record any more is *too
-late*: it changes nothing but `too_late` (which counts arrivals, duplicates included), because its
+Late events: an event older than its family's record horizon whose entity has no record any more is
+*too late*: it changes nothing but `too_late` (which counts arrivals, duplicates included), because its
 entity may have been folded already and merging it again could double count. If the entity still has
 a record, the event is merged as usual (exact). Master data is merged whatever its age (a single
 register cannot double count; master data is often published long before the orders).
 
-Guarantee: for any set of events of one client that all lie within the record horizon of the final
-watermark, every arrival order and any duplication give byte-identical `to_bytes()`: nothing is
+Guarantee: for any set of events of one client that all lie within the record horizon of their
+family's final watermark, every arrival order and any duplication give byte-identical `to_bytes()`: nothing is
 folded or too late, and records merge order-independently. Beyond it the profile is bounded and
 exact for what arrived in time; `too_late` says how much did not.
 
@@ -95,8 +98,9 @@ MAX_GAPS = 20
 TREND_RECENT_DAYS, TREND_BASE_DAYS = 30, 90
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_FORMAT = b"\x01"
-"""First byte of `to_bytes()`: the serialization format version."""
+_FORMAT = b"\x02"
+"""First byte of `to_bytes()`: the serialization format version (2: per-family watermarks)."""
+_FORMAT_V1 = b"\x01"
 _ZLIB_LEVEL = 1
 """Fast compression: level 6 saves about 7% more but takes 4-5 times as long (to_bytes runs per table write)."""
 
@@ -127,6 +131,7 @@ _BEARING: dict[str, frozenset[int]] = {
     "feedback": frozenset({FEEDBACK_RECEIVED}),
 }
 _KINDS = ("orders", "deliveries", "complaints", "feedback")
+_FAMILIES = ("client", *_KINDS)
 
 
 def epoch_seconds(dt: datetime) -> int:
@@ -230,6 +235,9 @@ class ClientProfile:
     record_days: int = RECORD_DAYS
     watermark: int | None = None
     """Largest occurred_at applied, in UTC epoch seconds."""
+    marks: dict[str, int] = field(default_factory=dict)
+    """Largest occurred_at applied per family ("client", "orders", "deliveries", "complaints",
+    "feedback"): each family's records fold, and its events count as too late, by its own watermark."""
     too_late: int = 0
     master: dict[str, Any] | None = None
     master_key: tuple[int, str] | None = None
@@ -256,9 +264,11 @@ class ClientProfile:
     def last_event_at(self) -> datetime | None:
         return _instant(self.watermark)
 
-    def record_horizon(self) -> int | None:
-        """Start of the UTC day `record_days` before the watermark's day (epoch seconds)."""
-        return None if self.watermark is None else (self.watermark // DAY - self.record_days) * DAY
+    def record_horizon(self, family: str | None = None) -> int | None:
+        """Start of the UTC day `record_days` before the watermark's day (epoch seconds): the overall
+        watermark's, or the family's own when `family` is given."""
+        mark = self.watermark if family is None else self.marks.get(family)
+        return None if mark is None else (mark // DAY - self.record_days) * DAY
 
     # -- serialization: canonical (equal states give equal bytes) and compact (zlib over row JSON)
 
@@ -267,6 +277,7 @@ class ClientProfile:
             "c": self.client_id,
             "r": self.record_days,
             "w": self.watermark,
+            "k": [self.marks.get(f) for f in _FAMILIES],
             "late": self.too_late,
             "m": [*self.master_key, self.master] if self.master_key else None,
             "mf": self.master_facts,
@@ -282,14 +293,17 @@ class ClientProfile:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ClientProfile:
-        if data[:1] != _FORMAT:
+        if data[:1] not in (_FORMAT, _FORMAT_V1):
             raise ValueError(f"unknown profile format {data[:1]!r}")
         doc = orjson.loads(zlib.decompress(data[1:]))
         m, tier = doc["m"], doc["t"]
+        # format 1 had one watermark for every family
+        marks = doc.get("k") or [doc["w"]] * len(_FAMILIES)
         return cls(
             client_id=doc["c"],
             record_days=doc["r"],
             watermark=doc["w"],
+            marks={f: t for f, t in zip(_FAMILIES, marks, strict=True) if t is not None},
             too_late=doc["late"],
             master=m[2] if m else None,
             master_key=(m[0], m[1]) if m else None,
@@ -367,17 +381,18 @@ def apply(profile: ClientProfile, event: Envelope) -> ClientProfile:
     if event.client_id != profile.client_id:
         raise ValueError(f"event of client {event.client_id!r} applied to profile of {profile.client_id!r}")
     t = epoch_seconds(event.occurred_at)
-    horizon = profile.record_horizon()
     if event.event_type == "client.upserted":
+        horizon = profile.record_horizon("client")
         _merge_master(profile, t, str(event.event_id), event.payload)  # type: ignore[attr-defined]
         if (horizon is None or t >= horizon) and not _contains(profile.master_facts, t):
             insort(profile.master_facts, t)
-        _advance(profile, t)
+        _advance(profile, "client", t)
         return profile
     kind_code = _CODES.get(event.event_type)
     if kind_code is None:
         return profile
     kind, code = kind_code
+    horizon = profile.record_horizon(kind)
     entity_id, state = _entity(event)
     records: dict[str, Record] = getattr(profile, kind)
     rec = records.get(entity_id)
@@ -387,7 +402,7 @@ def apply(profile: ClientProfile, event: Envelope) -> ClientProfile:
             return profile
         rec = records[entity_id] = Record()
     rec.absorb(t, code, state, _BEARING[kind])
-    _advance(profile, t)
+    _advance(profile, kind, t)
     return profile
 
 
@@ -455,37 +470,45 @@ def _merge_master(profile: ClientProfile, t: int, event_id: str, p: Any) -> None
     }
 
 
-def _advance(profile: ClientProfile, t: int) -> None:
-    """Move the watermark forward; when its UTC day changes, fold what fell behind the horizons."""
-    old = profile.watermark
+def _advance(profile: ClientProfile, family: str, t: int) -> None:
+    """Move the watermarks forward; when the family's UTC day changes, fold what fell behind its horizon.
+
+    Per family, because one client's families arrive on different topics that a consumer may read
+    weeks of event time apart (a replay, a catch-up): a feedback topic read ahead must not make the
+    orders still on their way too late."""
+    if profile.watermark is None or t > profile.watermark:
+        profile.watermark = t
+    old = profile.marks.get(family)
     if old is not None and t <= old:
         return
-    profile.watermark = t
+    profile.marks[family] = t
     if old is None or t // DAY == old // DAY:
         return
-    horizon = profile.record_horizon()
+    horizon = profile.record_horizon(family)
     assert horizon is not None
-    oldest_day = t // DAY - BUCKET_DAYS
     life = profile.lifetime
-    for kind in _KINDS:
-        records: dict[str, Record] = getattr(profile, kind)
-        stale = [
-            entity_id
-            for entity_id, rec in records.items()
-            if rec.last < horizon and not (kind == "complaints" and _is_open_complaint(rec))
-        ]
-        for entity_id in stale:
-            _fold(profile, kind, records.pop(entity_id), oldest_day)
-    for day in [d for d in profile.days if d < oldest_day]:
-        n, units, cents, cancelled = profile.days.pop(day)
-        life.orders += n
-        life.units += units
-        life.revenue_cents += cents
-        life.cancelled += cancelled
-    keep = bisect_left(profile.master_facts, horizon)
-    if keep:
-        life.facts += keep
-        del profile.master_facts[:keep]
+    if family == "client":
+        keep = bisect_left(profile.master_facts, horizon)
+        if keep:
+            life.facts += keep
+            del profile.master_facts[:keep]
+        return
+    oldest_day = t // DAY - BUCKET_DAYS
+    records: dict[str, Record] = getattr(profile, family)
+    stale = [
+        entity_id
+        for entity_id, rec in records.items()
+        if rec.last < horizon and not (family == "complaints" and _is_open_complaint(rec))
+    ]
+    for entity_id in stale:
+        _fold(profile, family, records.pop(entity_id), oldest_day)
+    if family == "orders":
+        for day in [d for d in profile.days if d < oldest_day]:
+            n, units, cents, cancelled = profile.days.pop(day)
+            life.orders += n
+            life.units += units
+            life.revenue_cents += cents
+            life.cancelled += cancelled
 
 
 def _fold(profile: ClientProfile, kind: str, rec: Record, oldest_day: int) -> None:

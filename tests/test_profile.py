@@ -34,6 +34,7 @@ from streams.profile import (
     RECORD_DAYS,
     ClientProfile,
     apply,
+    epoch_seconds,
     new_profile,
     p90,
     replay,
@@ -193,7 +194,7 @@ def test_lifetime_and_year_windows_stay_exact_past_the_bucket_horizon() -> None:
     for client, evs in events.items():
         profile = build(evs, client)
         assert profile.watermark is not None
-        assert min(profile.days, default=10**9) >= profile.watermark // 86400 - BUCKET_DAYS
+        assert min(profile.days, default=10**9) >= profile.marks["orders"] // 86400 - BUCKET_DAYS
         folded += profile.lifetime.orders
         assert_matches(snapshot(profile, as_of), recount(evs, as_of))
     assert folded > 100
@@ -461,18 +462,28 @@ def test_open_complaint_outlives_the_horizon_and_still_takes_its_resolution() ->
     opened = complaint("complaint.opened", "Q1", T0)
     closed = complaint("complaint.opened", "Q2", T0)
     closed_res = complaint("complaint.resolved", "Q2", T0 + timedelta(hours=2))
-    later = order("order.created", "O1", T0 + timedelta(days=RECORD_DAYS + 5))
+    later = complaint("complaint.opened", "Q3", T0 + timedelta(days=RECORD_DAYS + 5))
     profile = build([opened, closed, closed_res, later])
-    assert set(profile.complaints) == {"Q1"}
+    assert set(profile.complaints) == {"Q1", "Q3"}
     assert profile.lifetime.complaints == 1
     s = snapshot(profile, later.occurred_at)
-    assert (s.complaints_open, s.complaints_lifetime, s.complaints_90d) == (1, 2, 0)
+    assert (s.complaints_open, s.complaints_lifetime, s.complaints_90d) == (2, 3, 1)
     apply(profile, complaint("complaint.resolved", "Q1", T0 + timedelta(days=1)))  # late, but its record exists
     assert profile.too_late == 0
-    assert snapshot(profile, later.occurred_at).complaints_open == 0
-    apply(profile, order("order.created", "O2", later.occurred_at + timedelta(days=1)))  # next day: folded
-    assert profile.complaints == {}
-    assert snapshot(profile, later.occurred_at).complaints_lifetime == 2
+    assert snapshot(profile, later.occurred_at).complaints_open == 1
+    apply(profile, complaint("complaint.opened", "Q4", later.occurred_at + timedelta(days=1)))  # next day: folded
+    assert set(profile.complaints) == {"Q3", "Q4"}
+    assert snapshot(profile, later.occurred_at).complaints_lifetime == 4  # Q1, Q2 folded; Q3, Q4 live
+
+
+def test_a_family_folds_by_its_own_watermark_not_by_other_topics() -> None:
+    """Orders read far ahead (another topic, a replay) do not make a complaint's late steps too late."""
+    profile = build([complaint("complaint.opened", "Q1", T0)])
+    apply(profile, order("order.created", "O1", T0 + timedelta(days=RECORD_DAYS + 30)))
+    assert set(profile.complaints) == {"Q1"}
+    apply(profile, complaint("complaint.opened", "Q2", T0 + timedelta(days=2)))  # not too late for complaints
+    assert profile.too_late == 0 and set(profile.complaints) == {"Q1", "Q2"}
+    assert profile.watermark == epoch_seconds(T0 + timedelta(days=RECORD_DAYS + 30))
 
 
 def test_folded_order_counts_on_the_day_it_was_placed() -> None:
@@ -496,12 +507,12 @@ def test_folded_feedback_keeps_the_latest_scores() -> None:
             feedback("F0", T0 - timedelta(days=1), csat=5, nps=10, outcome="positive"),
             feedback("F1", T0, csat=2, nps=4),
             feedback("F2", T0 + timedelta(days=1), outcome="negative"),
-            order("order.created", "O1", T0 + timedelta(days=RECORD_DAYS + 3)),
+            feedback("F3", T0 + timedelta(days=RECORD_DAYS + 3), nps=9),
         ]
     )
-    assert profile.feedback == {}
+    assert set(profile.feedback) == {"F3"}
     s = snapshot(profile, T0 + timedelta(days=RECORD_DAYS + 3))
-    assert (s.csat_latest, s.nps_latest, s.revisit_outcome_latest) == (2, 4, "negative")
+    assert (s.csat_latest, s.nps_latest, s.revisit_outcome_latest) == (2, 9, "negative")
     assert (s.csat_latest_at, s.csat_mean_90d, s.csat_responses_90d) == (T0, None, 0)
 
 
@@ -517,7 +528,10 @@ def test_master_data_after_orders_and_out_of_order() -> None:
     assert profile.to_bytes() == build([first, second, *orders]).to_bytes()
     ancient = client_upserted(T0 - timedelta(days=900), name="Ancient")  # master data is never too late
     s = snapshot(apply(build(orders), ancient), T0 + timedelta(days=3))
-    assert (s.name, s.too_late, s.version) == ("Ancient", 0, 3)  # merged, but past the horizon: no fact
+    assert (s.name, s.too_late, s.version) == ("Ancient", 0, 4)  # the first master event: a fact
+    recent = client_upserted(T0, name="Recent")
+    s = snapshot(apply(build([*orders, recent]), ancient), T0 + timedelta(days=3))
+    assert (s.name, s.too_late, s.version) == ("Recent", 0, 4)  # merged, but past the horizon: no fact
     # same second: the larger event id wins, whatever the order
     a = client_upserted(T0, name="A", event_id=uuid.UUID(int=1))
     b = client_upserted(T0, name="B", event_id=uuid.UUID(int=2))

@@ -130,3 +130,23 @@ def test_restart_mid_stream(settings, worker_factory, history, stop_signal) -> N
     second.wait_committed(len(stream), timeout=90)
     assert second.stop() == 0
     _assert_profiles_match(_profiles_in_clickhouse(settings), history)
+
+
+def test_a_year_replayed_at_full_speed_stays_exact(settings, worker_factory) -> None:
+    """A year published at once: the worker reads some topics weeks of event time ahead of others.
+    Every family folds by its own watermark, so nothing becomes too late and every profile is exact."""
+    year = generate(clients=60, days=365, seed=23).events
+    _run(settings, worker_factory, year, year)
+
+
+def test_nothing_is_too_late_in_a_full_speed_replay(settings, worker_factory) -> None:
+    year = generate(clients=40, days=365, seed=29).events
+    create_topics(settings.kafka_bootstrap, settings.partitions)
+    worker = worker_factory().start()
+    _publish(settings.kafka_bootstrap, year)
+    worker.wait_committed(len(year))
+    assert worker.stop() == 0
+    stored = _profiles_in_clickhouse(settings)
+    stored.pop("__master__")
+    assert len(stored) == 40
+    assert {c: row["too_late"] for c, row in stored.items() if row["too_late"]} == {}
