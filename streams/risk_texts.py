@@ -32,6 +32,46 @@ ACTION_TEXT: dict[str, tuple[str, str]] = {
 }
 
 
+# Signals whose sentence lists the parts of their evidence that are present: evidence key -> (en, zh).
+_PARTS: dict[str, tuple[str, str, list[tuple[str, str, str]]]] = {
+    "service_failures": (
+        "Service failures in 30 days: ",
+        "近 30 天服务问题：",
+        [
+            ("on_time_rate_30d", "on-time {on_time_rate_30d:.0%} (target {on_time_target:.0%})",
+             "准时率 {on_time_rate_30d:.0%}（目标 {on_time_target:.0%}）"),
+            ("intact_rate_30d", "intact {intact_rate_30d:.1%} (target {intact_target:.1%})",
+             "完好率 {intact_rate_30d:.1%}（目标 {intact_target:.1%}）"),
+            ("temperature_excursions_30d", "{temperature_excursions_30d} cold-chain temperature excursions",
+             "冷链温度异常 {temperature_excursions_30d} 次"),
+            ("failed_deliveries_30d", "{failed_deliveries_30d} failed deliveries ({failed_share_30d:.0%})",
+             "配送失败 {failed_deliveries_30d} 次（{failed_share_30d:.0%}）"),
+        ],
+    ),
+    "complaint_pressure": (
+        "Complaint pressure in 30 days: ",
+        "近 30 天投诉压力：",
+        [
+            ("complaints_30d", "{complaints_30d} complaints against a usual {usual_complaints_30d}",
+             "投诉 {complaints_30d} 起（平时约 {usual_complaints_30d} 起）"),
+            ("high_severity_30d", "{high_severity_30d} high-severity (usual {usual_high_severity_30d})",
+             "高严重度 {high_severity_30d} 起（平时约 {usual_high_severity_30d} 起）"),
+            ("reopened_30d", "{reopened_30d} reopened", "重开 {reopened_30d} 起"),
+        ],
+    ),
+    "satisfaction": (
+        "Low satisfaction: ",
+        "满意度偏低：",
+        [
+            ("csat_latest", "latest CSAT {csat_latest}/5", "最新满意度 {csat_latest}/5"),
+            ("nps_latest", "NPS detractor ({nps_latest}/10)", "NPS 贬损者（{nps_latest}/10）"),
+            ("revisit_outcome_latest", "negative revisit call", "回访结果负面"),
+            ("csat_mean_90d", "CSAT mean {csat_mean_90d} over 90 days", "90 天平均满意度 {csat_mean_90d}"),
+        ],
+    ),
+}  # fmt: skip
+
+
 def describe(s: _Evidence) -> tuple[str, str]:
     """English and Chinese sentence for a signal's evidence."""
     e = s.evidence
@@ -53,48 +93,10 @@ def describe(s: _Evidence) -> tuple[str, str]:
                 f"业务量较基线下降 {pct}%{extra_zh}：近 {e['recent_days']} 天 {e['orders_recent']} 单，"
                 f"此前 90 天 {e['orders_prev_90d']} 单",
             )
-        case "service_failures":
-            parts_en, parts_zh = [], []
-            if "on_time_rate_30d" in e:
-                parts_en.append(f"on-time {e['on_time_rate_30d']:.0%} (target {e['on_time_target']:.0%})")
-                parts_zh.append(f"准时率 {e['on_time_rate_30d']:.0%}（目标 {e['on_time_target']:.0%}）")
-            if "intact_rate_30d" in e:
-                parts_en.append(f"intact {e['intact_rate_30d']:.1%} (target {e['intact_target']:.1%})")
-                parts_zh.append(f"完好率 {e['intact_rate_30d']:.1%}（目标 {e['intact_target']:.1%}）")
-            if "temperature_excursions_30d" in e:
-                parts_en.append(f"{e['temperature_excursions_30d']} cold-chain temperature excursions")
-                parts_zh.append(f"冷链温度异常 {e['temperature_excursions_30d']} 次")
-            if "failed_deliveries_30d" in e:
-                parts_en.append(f"{e['failed_deliveries_30d']} failed deliveries ({e['failed_share_30d']:.0%})")
-                parts_zh.append(f"配送失败 {e['failed_deliveries_30d']} 次（{e['failed_share_30d']:.0%}）")
-            return "Service failures in 30 days: " + ", ".join(parts_en), "近 30 天服务问题：" + "，".join(parts_zh)
-        case "complaint_pressure":
-            parts_en, parts_zh = [], []
-            if "complaints_30d" in e:
-                parts_en.append(f"{e['complaints_30d']} complaints against a usual {e['usual_complaints_30d']}")
-                parts_zh.append(f"投诉 {e['complaints_30d']} 起（平时约 {e['usual_complaints_30d']} 起）")
-            if "high_severity_30d" in e:
-                parts_en.append(f"{e['high_severity_30d']} high-severity (usual {e['usual_high_severity_30d']})")
-                parts_zh.append(f"高严重度 {e['high_severity_30d']} 起（平时约 {e['usual_high_severity_30d']} 起）")
-            if "reopened_30d" in e:
-                parts_en.append(f"{e['reopened_30d']} reopened")
-                parts_zh.append(f"重开 {e['reopened_30d']} 起")
-            return "Complaint pressure in 30 days: " + ", ".join(parts_en), "近 30 天投诉压力：" + "，".join(parts_zh)
-        case "satisfaction":
-            parts_en, parts_zh = [], []
-            if "csat_latest" in e:
-                parts_en.append(f"latest CSAT {e['csat_latest']}/5")
-                parts_zh.append(f"最新满意度 {e['csat_latest']}/5")
-            if "nps_latest" in e:
-                parts_en.append(f"NPS detractor ({e['nps_latest']}/10)")
-                parts_zh.append(f"NPS 贬损者（{e['nps_latest']}/10）")
-            if "revisit_outcome_latest" in e:
-                parts_en.append("negative revisit call")
-                parts_zh.append("回访结果负面")
-            if "csat_mean_90d" in e:
-                parts_en.append(f"CSAT mean {e['csat_mean_90d']} over 90 days")
-                parts_zh.append(f"90 天平均满意度 {e['csat_mean_90d']}")
-            return "Low satisfaction: " + ", ".join(parts_en), "满意度偏低：" + "，".join(parts_zh)
+        case "service_failures" | "complaint_pressure" | "satisfaction":
+            head_en, head_zh, parts = _PARTS[s.code]
+            found = [(en.format(**e), zh.format(**e)) for key, en, zh in parts if key in e]
+            return head_en + ", ".join(en for en, _ in found), head_zh + "，".join(zh for _, zh in found)
         case "contract_end":
             return (
                 f"Contract ends {e['contract_end']} ({e['days_left']} days) with no renewal on record",
