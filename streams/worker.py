@@ -214,11 +214,11 @@ def create_app(settings: Settings) -> faust.App:
             if profile is not None:
                 items.append((profile, snapshot(profile, as_datetime(now)), None))
         assessed = assess_batch(items, lambda c: _load_risk(risks, c), settings.risk_config, datetime.now(UTC))
-        await write_rows(assessed.rows, lambda: _store({}, assessed))
+        await write_rows(assessed.rows, lambda: _store({}, assessed), store_on_cancel=False)
         await asyncio.gather(*[await _publish_alert(alerts_topic, a) for a in assessed.alerts])
         deadlines.update({c: assessed.deadlines.get(c) for c in due})
 
-    async def write_rows(rows: dict[str, list[tuple[Any, ...]]], store: Any) -> None:
+    async def write_rows(rows: dict[str, list[tuple[Any, ...]]], store: Any, store_on_cancel: bool = True) -> None:
         """ClickHouse first, then the tables: a changelog entry must not get ahead of the rows (a replay
         would then see no change and write nothing). faust flushes the changelog before it commits."""
         loop = asyncio.get_running_loop()
@@ -226,10 +226,13 @@ def create_app(settings: Settings) -> faust.App:
         try:
             await asyncio.shield(write)
         except asyncio.CancelledError:
-            # Stopping: finish the durable write and store what it reflects, since faust acks (and
-            # then commits) these offsets on the way out.
+            # Stopping: finish the durable write; a batch also stores what it reflects, since faust acks
+            # (and then commits) its offsets on the way out. The timer has no offsets: its clients keep
+            # their deadlines in the risk table and are assessed again after the restart (the producer
+            # may already be stopped, so storing now would crash the shutdown).
             await write
-            store()
+            if store_on_cancel:
+                store()
             raise
         store()
 
