@@ -2,17 +2,22 @@
 
 `assess(profile, snapshot, rules)` reads one client's profile at the snapshot's instant and returns
 an `Assessment`. Every signal is a small rule with its parameters in `RiskRules` and returns a
-strength in [0, 1] plus the numbers that triggered it (its evidence). The score combines them as a
-noisy-OR:
+strength in [0, 1] plus the numbers that triggered it (its evidence). The score adds the weighted
+signals as evidence on a log-odds scale and maps the sum onto 0-100 with a logistic curve:
 
-    score = round(100 * (1 - prod_i (1 - weight_i * strength_i)))
+    evidence = sum_i weight_i * strength_i
+    score    = round(100 * (sigmoid(evidence - offset) - sigmoid(-offset)) / (1 - sigmoid(-offset)))
 
-so each signal alone contributes at most `100 * weight_i`, signals reinforce each other without ever
-passing 100, and a missing data source (no deliveries, no surveys) simply contributes nothing. A
-reason's `points` is its standalone contribution `100 * weight_i * strength_i`. Weights are chosen
-so that one soft signal (a volume dip, a bad survey) stays below the alert threshold while a broken
-order cadence, or a dip together with service or satisfaction trouble, crosses it: seasonal troughs
-and one-off incidents alone do not page anybody. docs/alerts.md has the full rationale.
+so no evidence scores 0, every signal only ever adds, and the score approaches but never passes
+100. Weights are log-odds per unit of strength. They were fitted on generated histories (clients
+that churn against healthy, seasonal and dipping ones; docs/alerts.md) and rounded: with the default
+offset the alert threshold 45 sits at about 4.0 of evidence, which no order-volume signal reaches on
+its own (a seasonal trough looks like a decline) while volume together with service, complaint or
+satisfaction trouble does, and so do orders that stopped altogether (a silence of about 1.75 times
+k usual gaps together with the decline it implies): that keeps a client that never sent anything
+but orders (a CSV import, say) covered. A reason's
+`points` is its share of the score, in proportion to its evidence: the points add up to the score.
+docs/alerts.md has the full rationale and the measured quality.
 """
 
 from __future__ import annotations
@@ -37,17 +42,28 @@ from streams.profile import (
 )
 from streams.risk_texts import ACTION_TEXT, ACTIONS, describe
 
-SIGNALS = ("cadence_broken", "volume_decline", "service_failures", "complaint_pressure", "satisfaction", "contract_end")
+SIGNALS = (
+    "cadence_broken",
+    "volume_decline",
+    "service_failures",
+    "complaint_pressure",
+    "complaint_rate",
+    "satisfaction",
+    "contract_end",
+)
 
 
 DEFAULT_WEIGHTS: Mapping[str, float] = {
-    "cadence_broken": 0.65,
-    "volume_decline": 0.55,
-    "service_failures": 0.35,
-    "complaint_pressure": 0.35,
-    "satisfaction": 0.40,
-    "contract_end": 0.25,
+    "cadence_broken": 4.5,
+    "volume_decline": 1.5,
+    "service_failures": 1.1,
+    "complaint_pressure": 2.2,
+    "complaint_rate": 4.3,
+    "satisfaction": 2.8,
+    "contract_end": 3.4,
 }
+"""Log-odds of churn per unit of signal strength (logistic fit on generated histories, rounded)."""
+MAX_WEIGHT = 20.0
 
 
 # Spring Festival (lunar new year's day) by year, for the default business calendar.
@@ -82,6 +98,9 @@ class RiskRules:
     cadence_min_gaps: int = 5
     cadence_floor_strength: float = 0.2
     """Strength at exactly k gaps of silence; it grows to full at 2k."""
+    cadence_power: float = 3.0
+    """Convexity of that growth: a silence a little past k gaps is common among healthy clients and adds
+    little; a full stop (2k gaps) is evidence enough on its own."""
     quiet_periods: tuple[tuple[date, date], ...] = field(default_factory=default_quiet_periods)
     """Closures (first and last day, inclusive, UTC dates) whose days do not count as silence."""
     # volume: the last 30 days against the previous 90 (or against the same period last year)
@@ -96,7 +115,7 @@ class RiskRules:
     size_min_orders: int = 1
     size_t: float = 3.0
     size_t_min_orders: int = 5
-    """A Welch t of log order size at or below minus this corroborates a decline on its own."""
+    """A Welch t of log order size at or below minus this marks the orders as shrinking (evidence)."""
     size_intact_factor: float = 0.5
     """Strength kept by a decline whose orders keep their usual size (a seasonal trough, typically)."""
     # service, per tier
@@ -112,6 +131,12 @@ class RiskRules:
     complaint_p_value: float = 0.01
     """Flag a complaint count this unlikely under the client's usual rate (Poisson tail)."""
     complaint_usual_floor: float = 0.5
+    complaint_rate_min: int = 2
+    """Complaints in 90 days before their rate per order counts (one complaint is no rate)."""
+    complaint_rate_full: float = 0.4
+    """Complaints per order over 90 days at which the complaint-rate signal is at full strength."""
+    complaint_rate_min_orders: int = 5
+    """Orders counted at least in the rate's denominator: 2 complaints on 2 orders is no 100% rate."""
     confidence_z: float = 1.64
     """z of the Wilson bound: a rate is below target only if its upper bound is (95% one-sided)."""
     # satisfaction
@@ -123,20 +148,17 @@ class RiskRules:
     weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     """Per-signal weight in [0, 1]; weights given here override the defaults one by one."""
     top_reasons: int = 3
-    corroboration_points: float = 21.0
-    """A non-volume signal this strong (in points) corroborates a volume decline."""
-    uncorroborated_cap: int = 40
-    cadence_alone_strength: float = 0.8
-    """A broken cadence this strong (silence of 1.75 k gaps) needs no corroboration: orders stopped."""
+    evidence_offset: float = 4.17
+    """Evidence (log-odds) at the logistic curve's midpoint; 4.17 puts score 45 at evidence 4.0."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "weights", {**DEFAULT_WEIGHTS, **{k: float(v) for k, v in self.weights.items()}})
         unknown = set(self.weights) - set(SIGNALS)
         if unknown:
             raise ValueError(f"unknown signal weight(s): {sorted(unknown)}; known: {list(SIGNALS)}")
-        bad = {k: w for k, w in self.weights.items() if not 0 <= w <= 1}
+        bad = {k: w for k, w in self.weights.items() if not 0 <= w <= MAX_WEIGHT}
         if bad:
-            raise ValueError(f"signal weights must lie in [0, 1]: {bad}")
+            raise ValueError(f"signal weights must lie in [0, {MAX_WEIGHT:g}]: {bad}")
 
 
 @dataclass(frozen=True)
@@ -213,7 +235,8 @@ def cadence_broken(snap: ProfileSnapshot, rules: RiskRules) -> Signal | None:
         "silence_in_gaps": round(ratio, 1),
     }
     lo = rules.cadence_floor_strength
-    return Signal("cadence_broken", _clamp(lo + (1 - lo) * (ratio - rules.cadence_k) / rules.cadence_k), evidence)
+    past = _clamp((ratio - rules.cadence_k) / rules.cadence_k)
+    return Signal("cadence_broken", lo + (1 - lo) * past**rules.cadence_power, evidence)
 
 
 def cadence_deadline(snap: ProfileSnapshot, rules: RiskRules) -> datetime | None:
@@ -383,6 +406,20 @@ def complaint_pressure(profile: ClientProfile, snap: ProfileSnapshot, rules: Ris
     return Signal("complaint_pressure", strength, evidence) if strength > 0 else None
 
 
+def complaint_rate(snap: ProfileSnapshot, rules: RiskRules) -> Signal | None:
+    """Complaints per 100 orders over 90 days. A leaving client complains more while ordering less, so
+    the rate climbs from both ends; a large client's usual handful of complaints stays a low rate."""
+    if snap.complaints_90d < rules.complaint_rate_min:
+        return None
+    per_order = snap.complaints_90d / max(snap.orders_90d, rules.complaint_rate_min_orders)
+    evidence = {
+        "complaints_90d": snap.complaints_90d,
+        "orders_90d": snap.orders_90d,
+        "complaints_per_100_orders_90d": round(100 * per_order, 1),
+    }
+    return Signal("complaint_rate", _clamp(per_order / rules.complaint_rate_full), evidence)
+
+
 def wilson_upper(successes: int, n: int, z: float) -> float:
     """Upper end of the Wilson score interval of a success rate (1.0 for no trials)."""
     if n <= 0:
@@ -452,6 +489,7 @@ def signals(profile: ClientProfile, snap: ProfileSnapshot, rules: RiskRules) -> 
         volume_decline(profile, snap, rules),
         service_failures(snap, rules),
         complaint_pressure(profile, snap, rules),
+        complaint_rate(snap, rules),
         satisfaction(snap, rules),
         contract_end(snap, rules),
     ]
@@ -461,38 +499,35 @@ def signals(profile: ClientProfile, snap: ProfileSnapshot, rules: RiskRules) -> 
 # ---------------------------------------------------------------- score, reasons, actions
 
 
-BEHAVIOUR = frozenset({"cadence_broken", "volume_decline"})
-"""Signals read from order volume alone; the others (service, complaints, satisfaction, contract) corroborate."""
+def evidence(found: list[Signal], weights: Mapping[str, float]) -> float:
+    return sum(weights.get(s.code, 0.0) * s.strength for s in found)
+
+
+def _sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
+
+
+def scaled(total: float, rules: RiskRules) -> float:
+    """The logistic map of evidence onto [0, 100), shifted so that no evidence is 0 (module doc)."""
+    floor = _sigmoid(-rules.evidence_offset)
+    return 100 * (_sigmoid(total - rules.evidence_offset) - floor) / (1 - floor)
 
 
 def score(found: list[Signal], rules: RiskRules) -> int:
-    """Noisy-OR of the weighted signals (module doc), capped at `uncorroborated_cap` when order volume
-    is the only evidence and orders have not stopped: a seasonal trough or a healthy dip looks like a
-    decline, and what sets churn apart is that something else is wrong too, or that orders stop."""
-    keep = 1.0
-    for s in found:
-        keep *= 1 - rules.weights.get(s.code, 0.0) * s.strength
-    total = round(100 * (1 - keep))
-    corroboration = max(
-        (100 * rules.weights.get(s.code, 0.0) * s.strength for s in found if s.code not in BEHAVIOUR), default=0.0
-    )
-    stopped = any(
-        s.code == "cadence_broken" and s.strength >= rules.cadence_alone_strength and rules.weights[s.code] > 0
-        for s in found
-    )
-    shrinking = any(s.code == "volume_decline" and s.evidence.get("orders_shrinking") for s in found)
-    if corroboration < rules.corroboration_points and not stopped and not shrinking:
-        return min(total, rules.uncorroborated_cap)
-    return total
+    """0-100 from the weighted evidence of the signals found (module doc)."""
+    return round(scaled(evidence(found, rules.weights), rules))
 
 
 def assess(profile: ClientProfile, snap: ProfileSnapshot, rules: RiskRules = RiskRules()) -> Assessment:
     found = signals(profile, snap, rules)
-    ranked = sorted(found, key=lambda s: (-rules.weights.get(s.code, 0.0) * s.strength, s.code))
+    weights = rules.weights
+    total = evidence(found, weights)
+    share = scaled(total, rules) / total if total > 0 else 0.0  # score points per unit of evidence
+    ranked = sorted(found, key=lambda s: (-weights.get(s.code, 0.0) * s.strength, s.code))
     reasons = tuple(
-        Reason(s.code, round(100 * rules.weights.get(s.code, 0.0) * s.strength, 1), s.evidence, *describe(s))
+        Reason(s.code, round(share * weights.get(s.code, 0.0) * s.strength, 1), s.evidence, *describe(s))
         for s in ranked[: rules.top_reasons]
-        if rules.weights.get(s.code, 0.0) > 0
+        if weights.get(s.code, 0.0) > 0
     )
     actions = tuple(Action(code, r.code, *ACTION_TEXT[code]) for r in reasons for code in ACTIONS[r.code])
-    return Assessment(profile.client_id, snap.as_of, score(found, rules), tuple(found), reasons, actions)
+    return Assessment(profile.client_id, snap.as_of, round(scaled(total, rules)), tuple(found), reasons, actions)

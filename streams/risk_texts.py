@@ -16,6 +16,7 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "volume_decline": ("account_manager_visit", "pricing_review"),
     "service_failures": ("service_recovery_plan",),
     "complaint_pressure": ("compensation_review", "service_recovery_plan"),
+    "complaint_rate": ("service_recovery_plan", "compensation_review"),
     "satisfaction": ("revisit_call",),
     "contract_end": ("pricing_review", "account_manager_visit"),
     "sla_response": ("service_recovery_plan",),
@@ -97,6 +98,13 @@ def describe(s: _Evidence) -> tuple[str, str]:
             head_en, head_zh, parts = _PARTS[s.code]
             found = [(en.format(**e), zh.format(**e)) for key, en, zh in parts if key in e]
             return head_en + ", ".join(en for en, _ in found), head_zh + "，".join(zh for _, zh in found)
+        case "complaint_rate":
+            return (
+                f"{e['complaints_90d']} complaints on {e['orders_90d']} orders in 90 days "
+                f"({e['complaints_per_100_orders_90d']} per 100 orders)",
+                f"近 90 天 {e['orders_90d']} 单中投诉 {e['complaints_90d']} 起（每百单 "
+                f"{e['complaints_per_100_orders_90d']} 起）",
+            )
         case "contract_end":
             return (
                 f"Contract ends {e['contract_end']} ({e['days_left']} days) with no renewal on record",
