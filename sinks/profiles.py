@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from functools import cache
 from typing import Any
 
 import orjson
@@ -114,11 +116,13 @@ def profile_row(snap: ProfileSnapshot) -> tuple[Any, ...]:
             values.append(list(getattr(snap, name)))
         else:
             values.append(getattr(snap, name))
-    return tuple(values)
+    row = tuple(values)
+    check_fits(PROFILE_COLUMNS, row)
+    return row
 
 
 def tier_change_row(change: TierChange, profile_version: int) -> tuple[Any, ...]:
-    return (
+    row = (
         change.client_id,
         change.at,
         change.old or "",
@@ -128,3 +132,57 @@ def tier_change_row(change: TierChange, profile_version: int) -> tuple[Any, ...]
         change.tenure_days,
         profile_version,
     )
+    check_fits(TIER_CHANGE_COLUMNS, row)
+    return row
+
+
+# ---------------------------------------------------------------- values the columns can hold
+#
+# A value out of its column's range makes the whole ClickHouse insert fail, and the writer would retry
+# that batch forever: one client with absurd (but individually valid) volumes, say 430 orders of 10
+# million units in a week, would stop the pipeline. Checking here, in the domain step, turns it into an
+# exception for that client's batch, which the worker isolates to the event that overflows
+# (streams/quarantine.py) and dead-letters as `internal_error`; everything else goes on.
+
+_INT_RANGES = {
+    "UInt32": (0, 2**32 - 1),
+    "UInt64": (0, 2**64 - 1),
+    "Int32": (-(2**31), 2**31 - 1),
+    "Int64": (-(2**63), 2**63 - 1),
+}
+
+
+def _bounds(ch_type: str) -> tuple[str, Any, Any] | None:
+    inner = ch_type
+    for wrapper in ("LowCardinality(", "Nullable("):
+        if inner.startswith(wrapper):
+            inner = inner[len(wrapper) : -1]
+    if inner in _INT_RANGES:
+        return ("int", *_INT_RANGES[inner])
+    if inner.startswith("Decimal(") and inner.endswith(")"):
+        precision, scale = (int(x) for x in inner[len("Decimal(") : -1].split(","))
+        limit = Decimal(10) ** (precision - scale)
+        return ("decimal", -limit, limit)
+    if inner.startswith("Map(") and inner.endswith(", UInt32)"):
+        return ("map", *_INT_RANGES["UInt32"])
+    return None
+
+
+class ColumnOverflow(OverflowError):
+    """A profile value that its ClickHouse column cannot hold."""
+
+
+def check_fits(columns: tuple[tuple[str, str], ...], row: tuple[Any, ...]) -> None:
+    """Raise ColumnOverflow if a value of `row` is out of the range of its column in `columns`."""
+    for (name, _), bounds, value in zip(columns, _all_bounds(columns), row, strict=True):
+        if bounds is None or value is None:
+            continue
+        kind, lo, hi = bounds
+        for v in value.values() if kind == "map" else (value,):
+            if not (lo < v < hi if kind == "decimal" else lo <= v <= hi):
+                raise ColumnOverflow(f"{name} = {v} does not fit its column type")
+
+
+@cache
+def _all_bounds(columns: tuple[tuple[str, str], ...]) -> list[tuple[str, Any, Any] | None]:
+    return [_bounds(ch_type) for _, ch_type in columns]

@@ -18,6 +18,7 @@ from schemas.events import (
     OrderPayload,
 )
 from sinks.migrations import RAW_TABLES
+from sinks.pii import mask_contacts, mask_raw
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Origin:
 
 ENVELOPE_COLUMNS = ("event_id", "event_type", "schema_version", "occurred_at", "client_id", "source")
 ORIGIN_COLUMNS = ("raw_json", "kafka_topic", "kafka_partition", "kafka_offset")
+CONTENT_COLUMNS = ("content_hash",)
+"""streams.dedupe.fingerprint of the event: tells a harmless re-publication from a reused event_id."""
 
 PAYLOAD_COLUMNS: dict[str, tuple[str, ...]] = {
     "client": (
@@ -63,18 +66,20 @@ DEAD_LETTER_COLUMNS = (
 
 
 def columns_for(family: str) -> tuple[str, ...]:
-    return ENVELOPE_COLUMNS + PAYLOAD_COLUMNS[family] + ORIGIN_COLUMNS
+    return ENVELOPE_COLUMNS + PAYLOAD_COLUMNS[family] + ORIGIN_COLUMNS + CONTENT_COLUMNS
 
 
 def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _payload_values(p: Any) -> tuple[Any, ...]:
+def _payload_values(p: Any, store_contact_pii: bool) -> tuple[Any, ...]:
     if isinstance(p, ClientPayload):
         s = p.storage
+        contacts = [c.model_dump() for c in p.contacts]
         return (
-            p.name, p.region, p.industry.value, p.address, _json([c.model_dump() for c in p.contacts]),
+            p.name, p.region, p.industry.value, p.address,
+            _json(contacts if store_contact_pii else mask_contacts(contacts)),
             list(p.goods_categories), s.temperature_min_c, s.temperature_max_c, s.humidity_max_pct,
             s.hazardous_goods, list(p.delivery_regions), _json([w.model_dump() for w in p.delivery_windows]),
             p.contract_start, p.contract_end, p.account_manager, p.changed_by,
@@ -104,16 +109,40 @@ def _payload_values(p: Any) -> tuple[Any, ...]:
     raise TypeError(f"no row mapping for payload {type(p).__name__}")
 
 
-def event_row(event: Envelope, origin: Origin) -> tuple[str, tuple[Any, ...]]:
-    """(raw table, row in `columns_for(family)` order) for one valid event."""
+def event_row(
+    event: Envelope, origin: Origin, content_hash: int | None = None, *, store_contact_pii: bool = False
+) -> tuple[str, tuple[Any, ...]]:
+    """(raw table, row in `columns_for(family)` order) for one valid event.
+
+    Contact phone numbers and e-mails are masked (sinks/pii.py) in `contacts_json` and in `raw_json`
+    unless `store_contact_pii`. `content_hash` defaults to streams.dedupe.fingerprint(event)."""
     envelope = (
         event.event_id, event.event_type, event.schema_version, event.occurred_at, event.client_id, event.source,
     )  # fmt: skip
-    raw = origin.value.decode("utf-8", "replace")
-    row = envelope + _payload_values(event.payload) + (raw, origin.topic, origin.partition, origin.offset)  # type: ignore[attr-defined]
+    value = origin.value if store_contact_pii else mask_raw(origin.value)
+    raw = value.decode("utf-8", "replace")
+    if content_hash is None:
+        from streams.dedupe import fingerprint
+
+        content_hash = fingerprint(event)
+    payload = _payload_values(event.payload, store_contact_pii)  # type: ignore[attr-defined]
+    row = envelope + payload + (raw, origin.topic, origin.partition, origin.offset, content_hash)
     return RAW_TABLES[event.family], row
 
 
-def dead_letter_row(origin: Origin, reason: str, detail: str, rejected_at: datetime) -> tuple[Any, ...]:
+UNMASKABLE = b"(not stored: contact masking failed on these bytes; the dead-letter topic has the original)"
+
+
+def dead_letter_row(
+    origin: Origin, reason: str, detail: str, rejected_at: datetime, *, store_contact_pii: bool = False
+) -> tuple[Any, ...]:
+    """One `dead_letters` row: the original bytes (contact PII masked unless `store_contact_pii`). Never raises
+    for any bytes: a dead letter must always be storable."""
     key = origin.key.decode("utf-8", "replace") if origin.key is not None else ""
-    return (origin.topic, origin.partition, origin.offset, key, origin.value, reason, detail, rejected_at)
+    value = origin.value
+    if not store_contact_pii:
+        try:
+            value = mask_raw(value)
+        except Exception:  # a bug in masking must neither leak PII nor lose the dead letter
+            value = UNMASKABLE
+    return (origin.topic, origin.partition, origin.offset, key, value, reason, detail, rejected_at)

@@ -6,7 +6,7 @@ import copy
 import json
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -370,13 +370,13 @@ def test_a_bug_while_mapping_one_record_dead_letters_it_and_keeps_the_rest(monke
     poison = _valid_origin_for_bug_test("C-BUG")
     real = intake.event_row
 
-    def buggy(event, origin):
+    def buggy(event, origin, *args, **kwargs):
         if event.client_id == "C-BUG":
             raise ZeroDivisionError("division by zero")
-        return real(event, origin)
+        return real(event, origin, *args, **kwargs)
 
     monkeypatch.setattr(intake, "event_row", buggy)
-    plan = intake.plan_batch([good, poison], datetime(2025, 1, 1, tzinfo=UTC))
+    plan = intake.plan_batch([good, poison], datetime(2025, 3, 1, tzinfo=UTC))
     assert [e.client_id for e in plan.events] == ["C1"]
     assert [(r.reason, r.origin.key) for r in plan.rejected] == [("internal_error", b"C-BUG")]
     assert "ZeroDivisionError: division by zero" in plan.rejected[0].detail
@@ -396,3 +396,42 @@ def _valid_origin_for_bug_test(client_id: str) -> Origin:
         "payload": {"feedback_id": "F1", "csat": 4, "channel": "survey"},
     }
     return Origin("clientpulse.feedback.v1", 0, 0, client_id.encode(), json.dumps(doc).encode())
+
+
+# ---------------------------------------------------------------- time plausibility, reused ids, poison pills
+
+
+def test_an_event_dated_beyond_the_skew_is_from_the_future() -> None:
+    ahead = record(event("order.created", occurred_at="2024-06-02T12:00:01Z"))  # NOW + 24 h + 1 s
+    just = record(event("order.created", occurred_at="2024-06-02T20:00:00+08:00"))  # NOW + 24 h exactly
+    plan = plan_batch([ahead, just], NOW)
+    assert [(r.origin, r.reason) for r in plan.rejected] == [(ahead, "from_the_future")]
+    assert "24.0 h ahead" in plan.rejected[0].detail and plan.sources == [just]
+    assert plan_batch([ahead], NOW, max_future_skew=timedelta(hours=48)).rejected == []
+
+
+def test_a_reused_event_id_in_one_batch_keeps_the_first_and_dead_letters_the_other() -> None:
+    first = event("complaint.opened")
+    same_again = json.loads(json.dumps(first)) | {"occurred_at": "2024-05-01T00:30:00Z"}  # same instant, UTC
+    other = json.loads(json.dumps(first)) | {"source": "another-desk"}
+    origins = [record(first), record(same_again), record(other)]
+    plan = plan_batch(origins, NOW).without_reused({})
+    assert plan.sources == origins[:2]
+    assert [(r.origin, r.reason) for r in plan.rejected] == [(origins[2], "event_id_reused")]
+    assert first["event_id"] in plan.rejected[0].detail
+    assert plan.per_type == Counter({"complaint.opened": 2, "rejected:event_id_reused": 1})
+    assert len(plan.rows["dead_letters"]) == 1 and len(plan.rows[RAW_TABLES["complaint"]]) == 2
+
+
+def test_poisoned_events_become_internal_error_dead_letters() -> None:
+    origins = [record(event("order.created")) for _ in range(3)]
+    plan = plan_batch(origins, NOW)
+    try:
+        raise ArithmeticError("profile fold failed")
+    except ArithmeticError as exc:
+        failed = plan.without_poisoned([(plan.events[1], exc)])
+    assert failed.sources == [origins[0], origins[2]]
+    assert [(r.origin, r.reason) for r in failed.rejected] == [(origins[1], "internal_error")]
+    assert failed.rejected[0].detail.startswith("ArithmeticError: profile fold failed (at tests/test_intake.py:")
+    assert failed.per_type == Counter({"order.created": 2, "rejected:internal_error": 1})
+    assert plan.without_poisoned([]) is plan
