@@ -246,3 +246,41 @@ def _downgrade(snap: ProfileSnapshot, change: TierChange, common: dict[str, Any]
         actions=[Action(code="account_manager_visit", for_reason="tier_downgrade", text_en=text[0], text_zh=text[1])],
         **common,
     )
+
+
+@dataclass(frozen=True)
+class OpenEpisode:
+    """A churn episode ClickHouse holds as open: its latest message (alerts are written before the risk
+    table stores the state that emitted them, so after a crash ClickHouse can be ahead of the table)."""
+
+    episode: str
+    sequence: int
+    score: int
+    severity: str
+    emitted_at: int
+    reminders: int
+
+
+def adopt_open_episode(state: RiskState | None, client_id: str, found: OpenEpisode) -> RiskState | None:
+    """The state to store so that the next assessment continues `found` instead of raising a second
+    episode under another id; None when the stored state already knows it (or a later message)."""
+    current = state or RiskState(client_id)
+    if current.episode == found.episode and current.sequence >= found.sequence:
+        return None
+    patched = RiskState(**current.__dict__)
+    patched.episode, patched.sequence, patched.reminders = found.episode, found.sequence, found.reminders
+    patched.emitted_score, patched.emitted_severity, patched.emitted_at = found.score, found.severity, found.emitted_at
+    return patched
+
+
+OPEN_EPISODES_SQL = """
+SELECT client_id, last_episode, last_sequence, last_score, last_severity, toUnixTimestamp(last_at), reminders
+FROM (
+    SELECT client_id, alert_id, argMax(episode, sequence) AS last_episode, max(sequence) AS last_sequence,
+        argMax(score, sequence) AS last_score, argMax(severity, sequence) AS last_severity,
+        argMax(status, sequence) AS last_status, argMax(occurred_at, sequence) AS last_at,
+        countIf(status = 'reminder') AS reminders
+    FROM alerts FINAL WHERE kind = 'churn_risk' GROUP BY client_id, alert_id
+) WHERE last_status != 'resolved' ORDER BY client_id, last_episode
+"""
+"""Every open churn episode in ClickHouse, oldest first per client (the last one per client wins)."""

@@ -663,3 +663,20 @@ def test_a_client_with_only_orders_runs_through_every_step() -> None:
             for a in out.alerts:
                 assert all(r.code in ("cadence_broken", "volume_decline") for r in a.reasons)
     assert kinds == {AlertKind.CHURN_RISK}  # the silence is noticed, nothing else is invented
+
+
+def test_an_open_episode_found_in_clickhouse_is_continued_not_raised_again() -> None:
+    from streams.alerting import OpenEpisode, adopt_open_episode
+
+    found = OpenEpisode(episode="2025-06-01T00:00:00+00:00", sequence=2, score=70, severity="high",
+                        emitted_at=1_748_736_000, reminders=1)  # fmt: skip
+    fresh = adopt_open_episode(None, "C1", found)  # the crash came before the first store
+    assert fresh is not None and fresh.episode == found.episode and fresh.sequence == 2 and fresh.reminders == 1
+    assert (fresh.emitted_score, fresh.emitted_severity, fresh.emitted_at) == (70, "high", 1_748_736_000)
+    stale = RiskState("C1", score=20, due_at=123)
+    patched = adopt_open_episode(stale, "C1", found)
+    assert patched is not None and patched.episode == found.episode and patched.due_at == 123
+    assert stale.episode is None  # the stored state is not mutated
+    assert adopt_open_episode(patched, "C1", found) is None  # already known: nothing to store
+    ahead = RiskState("C1", episode=found.episode, sequence=3)
+    assert adopt_open_episode(ahead, "C1", found) is None  # the table knows a later message
