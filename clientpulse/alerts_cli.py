@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from clientpulse.security import kafka_python_config
 from schemas.alerts import AlertKind, Severity
 
 if TYPE_CHECKING:
@@ -107,11 +108,12 @@ def alerts(
         group=group or default_group(kind),
         idle_exit_seconds=idle_exit,
         max_alerts=max_alerts,
+        client_config=kafka_python_config(s),
     )
     # Like the worker, safe to start alone: the alerts topic exists before we subscribe. The inbound
     # topics' partition layout is the worker's concern, so a mismatch there does not stop alert delivery.
     with contextlib.suppress(TopicLayoutError):
-        create_topics(s.kafka_bootstrap, s.partitions, s.replication_factor)
+        create_topics(s.kafka_bootstrap, s.partitions, s.replication_factor, **kafka_python_config(s))
     try:
         counts = consume_alerts(FilteredTarget(target, alert_filter), options, dead_letters)
     finally:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import signal
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from clientpulse.alerts_cli import alerts
+from clientpulse.security import clickhouse_connect_kwargs, kafka_python_config, settings_error_line
 from clientpulse.settings import Settings
 
 
@@ -25,6 +29,12 @@ class Context:
         if self._settings is None:
             self._settings = Settings(**self.overrides)
         return self._settings
+
+    def use_data_dir(self, data_dir: Path | None) -> None:
+        """A command's own --data-dir (same meaning as the global option, accepted after the command too)."""
+        if data_dir is not None:
+            self.overrides["data_dir"] = data_dir
+            self._settings = None
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -78,7 +88,7 @@ def topics_create(ctx: Context) -> None:
     from producers.admin import create_topics
 
     s = ctx.settings
-    report = create_topics(s.kafka_bootstrap, s.partitions, s.replication_factor)
+    report = create_topics(s.kafka_bootstrap, s.partitions, s.replication_factor, **kafka_python_config(s))
     for name in report.created:
         click.echo(f"created  {name}")
     for name in report.existing:
@@ -102,7 +112,7 @@ def migrate(ctx: Context) -> None:
     from sinks.clickhouse import migrate as run
 
     s = ctx.settings
-    applied = run(s.clickhouse_dsn, s.clickhouse_database)
+    applied = run(clickhouse_connect_kwargs(s), s.clickhouse_database)
     click.echo(f"applied migrations: {applied}" if applied else "schema is up to date")
 
 
@@ -118,9 +128,41 @@ def worker(ctx: Context) -> None:
     from streams.worker import run_worker
 
     s = ctx.settings
-    create_topics(s.kafka_bootstrap, s.partitions, s.replication_factor)
-    run_migrations(s.clickhouse_dsn, s.clickhouse_database)
+    _stop_cleanly_until_the_worker_runs()
+    create_topics(s.kafka_bootstrap, s.partitions, s.replication_factor, **kafka_python_config(s))
+    _wait_for_clickhouse(lambda: run_migrations(clickhouse_connect_kwargs(s), s.clickhouse_database))
+    if s.embedded_clickhouse and s.worker_web_port:
+        click.echo(f"dashboard: http://127.0.0.1:{s.worker_web_port}/dashboard/  (read-only, while the worker runs)",
+                   err=True)  # fmt: skip
     run_worker(s)
+
+
+def _wait_for_clickhouse(migrate: Callable[[], object], max_backoff: float = 30.0) -> None:
+    """A ClickHouse server that is down when the worker starts is waited for (nothing is consumed
+    meanwhile); an SQL error in a migration is not a connection problem and stops the worker."""
+    from clickhouse_connect.driver.exceptions import OperationalError
+
+    delay = 0.5
+    while True:
+        try:
+            migrate()
+            return
+        except OperationalError as exc:  # type name only: the message may carry the server address
+            why = type(exc).__name__
+            click.echo(f"clientpulse: ClickHouse unreachable ({why}); retrying in {delay:.1f}s", err=True)
+            time.sleep(delay)
+            delay = min(delay * 2, max_backoff)
+
+
+def _stop_cleanly_until_the_worker_runs() -> None:
+    """SIGTERM/SIGINT while topics, migrations or ClickHouse are still being set up: nothing has been
+    consumed, so exit 0 at once. The faust worker installs its own handlers (flush, commit) later."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
 
 
 # ------------------------------------------------------------------ schemas
@@ -167,7 +209,7 @@ def generate(
     if publish:
         from producers.publisher import Publisher
 
-        with Publisher(ctx.settings.kafka_bootstrap) as pub:
+        with Publisher(ctx.settings.kafka_bootstrap, **kafka_python_config(ctx.settings)) as pub:
             for e in history.events:
                 pub.publish_validated(e)
         click.echo(f"published {len(history.events)} events to {ctx.settings.kafka_bootstrap}", err=True)
@@ -210,7 +252,10 @@ def publish(ctx: Context, path: str, fmt: str | None, mapping: str | None, skip_
     total = None if path == "-" else _count_lines(Path(path))
     sent = invalid = 0
     columns = (TextColumn("publishing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Publisher(ctx.settings.kafka_bootstrap) as pub, Progress(*columns, console=err, transient=True) as bar:
+    with (
+        Publisher(ctx.settings.kafka_bootstrap, **kafka_python_config(ctx.settings)) as pub,
+        Progress(*columns, console=err, transient=True) as bar,
+    ):
         task = bar.add_task("lines", total=total)
         for result in read_events(path, fmt, csv_mapping):
             if result.event is None:
@@ -243,7 +288,7 @@ def sql(ctx: Context, query: str, fmt: str) -> None:
     from sinks.clickhouse import connect, query_readonly
 
     s = ctx.settings
-    client = connect(s.clickhouse_dsn, s.clickhouse_database)
+    client = connect(clickhouse_connect_kwargs(s), s.clickhouse_database)
     try:
         columns, rows = query_readonly(client, query)
     finally:
@@ -284,7 +329,7 @@ def profile(ctx: Context, client_id: str, as_json: bool) -> None:
     from sinks.clickhouse import connect, query_readonly
 
     s = ctx.settings
-    client = connect(s.clickhouse_dsn, s.clickhouse_database)
+    client = connect(clickhouse_connect_kwargs(s), s.clickhouse_database)
     try:
         columns, rows = query_readonly(
             client, "SELECT * FROM client_profiles WHERE client_id = {client_id:String}", {"client_id": client_id}
@@ -342,8 +387,13 @@ def render_profile(record: dict[str, Any]) -> str:
 @click.option("--bad", type=click.IntRange(0, 100_000), default=12, show_default=True,
               help="Malformed records injected to show the dead-letter path.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option("--serve", is_flag=True, help="Afterwards keep the dashboard up on loopback until Ctrl-C.")
+@click.option("--dashboard-port", type=click.IntRange(0, 65535), default=None,
+              help="Port for --serve (default CLIENTPULSE_DASHBOARD_PORT, 8050; 0 = any free port).")  # fmt: skip
 @pass_ctx
-def demo(ctx: Context, clients: int, days: int, seed: int, bad: int, as_json: bool) -> None:
+def demo(
+    ctx: Context, clients: int, days: int, seed: int, bad: int, as_json: bool, serve: bool, dashboard_port: int | None
+) -> None:
     """Run everything embedded: broker, topics, ClickHouse, worker, synthetic history, summary."""
     from clientpulse.demo import DemoError, print_summary, run_demo
 
@@ -355,8 +405,82 @@ def demo(ctx: Context, clients: int, days: int, seed: int, bad: int, as_json: bo
         click.echo(json.dumps(summary, default=str))
     else:
         print_summary(summary)
+    if serve:
+        # the worker has stopped, so this process may open chdb now; the URL goes where the summary went
+        _serve_dashboard(ctx.settings, None, dashboard_port, url_to_stderr=as_json)
     if not summary["accounted_for"]:
         sys.exit(1)
+
+
+# ------------------------------------------------------------------ dashboard and report
+
+
+@cli.command()
+@click.option("--host", default=None, help="Listen address (default CLIENTPULSE_DASHBOARD_HOST, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Port (default CLIENTPULSE_DASHBOARD_PORT, 8050; 0 = any free port).")  # fmt: skip
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Same as the global option.")
+@pass_ctx
+def dashboard(ctx: Context, host: str | None, port: int | None, data_dir: Path | None) -> None:
+    """Serve the read-only dashboard over existing data (a running worker serves it at /dashboard/ itself)."""
+    ctx.use_data_dir(data_dir)
+    _serve_dashboard(ctx.settings, host, port, url_to_stderr=False)
+
+
+def _serve_dashboard(s: Settings, host: str | None, port: int | None, *, url_to_stderr: bool) -> None:
+    from clientpulse.dashboard import NotReady, serve
+
+    def ready(url: str) -> None:
+        click.echo(f"dashboard: {url}  (read-only; Ctrl-C stops it)", err=url_to_stderr)
+
+    try:
+        serve(clickhouse_connect_kwargs(s), s.clickhouse_database, host or s.dashboard_host, _port(port, s), ready)
+    except NotReady as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {host or s.dashboard_host}:{_port(port, s)}: {exc.strerror}"
+        ) from None
+
+
+def _port(port: int | None, s: Settings) -> int:
+    return s.dashboard_port if port is None else port
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["md", "html"]), default=None,
+              help="Default: from the --out extension (.md or .html).")  # fmt: skip
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the report ('-' = stdout).")  # fmt: skip
+@click.option("--top", type=click.IntRange(1, 200), default=10, show_default=True, help="Risks to list.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Same as the global option.")
+@pass_ctx
+def report(ctx: Context, fmt: str | None, out: Path, top: int, data_dir: Path | None) -> None:
+    """Write a self-contained management report (tier mix, KPI trends, top risks, complaint SLAs)."""
+    from clientpulse.dashboard import NotReady, open_checked, reader
+    from clientpulse.report import build_report
+
+    ctx.use_data_dir(data_dir)
+    to_stdout = str(out) == "-"
+    fmt = fmt or {".md": "md", ".markdown": "md", ".html": "html", ".htm": "html"}.get(out.suffix.lower())
+    if fmt is None:
+        raise click.UsageError("give --format md|html (the --out name does not end in .md or .html)")
+    if not to_stdout and not out.parent.is_dir():
+        raise click.BadParameter(f"no such directory: {out.parent}", param_hint="--out")
+    s = ctx.settings
+    try:
+        client = open_checked(clickhouse_connect_kwargs(s), s.clickhouse_database)
+    except NotReady as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        text = build_report(reader(client), fmt, top=top)
+    finally:
+        client.close()
+    if to_stdout:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {fmt} report to {out}", err=True)
 
 
 @cli.command()
@@ -386,6 +510,135 @@ def evaluate(ctx: Context, clients: int, days: int, seed: int, orders_only: bool
     click.echo(f"{'false positives':28} {', '.join(quality['false_positives']) or '-'}")
 
 
+# ------------------------------------------------------------------ operations (docs/operations.md)
+
+
+def _ops(action: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a clientpulse.ops function; its expected failures become the one-line error."""
+    from clientpulse.ops import OpsError
+
+    try:
+        return action(*args, **kwargs)
+    except OpsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@cli.group("dead-letters")
+def dead_letters() -> None:
+    """The dead-letter topic: count its records, redrive them after a fix."""
+
+
+@dead_letters.command("list")
+@click.option("--reason", default=None, help="Only this reason code (e.g. schema_violation).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@pass_ctx
+def dead_letters_list(ctx: Context, reason: str | None, fmt: str) -> None:
+    """Count the dead-letter topic's records by reason and origin topic, and those not yet redriven."""
+    from clientpulse.ops import count_dead_letters
+
+    counts = _ops(count_dead_letters, ctx.settings, reason)
+    rows = [[c.reason, c.origin_topic, c.records, c.not_redriven] for c in counts]
+    click.echo(render(["reason", "origin_topic", "records", "not_redriven"], rows, fmt), nl=False)
+
+
+@dead_letters.command("redrive")
+@click.option("--reason", "reasons", multiple=True, help="Only this reason code; repeatable (default: every reason).")
+@click.option("--dry-run", is_flag=True, help="Count what would be redriven; publish and commit nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")
+@pass_ctx
+def dead_letters_redrive(ctx: Context, reasons: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
+    """Re-publish dead letters (original key and bytes) to their original topics, each once per reason group."""
+    from clientpulse.ops import redrive
+
+    report = _ops(redrive, ctx.settings, reasons, dry_run=dry_run)
+    for letter in report.no_origin:
+        click.echo(f"skipped {letter.position} ({letter.reason}): no inbound origin topic ({letter.origin_topic})",
+                   err=True)  # fmt: skip
+    total, already = sum(report.redriven.values()), sum(report.already.values())
+    if as_json:
+        by_reason: dict[str, dict[str, int]] = {}
+        for (reason, topic), n in sorted(report.redriven.items()):
+            by_reason.setdefault(reason, {})[topic] = n
+        click.echo(json.dumps({"redriven": by_reason, "already_redriven": dict(report.already), "dry_run": dry_run,
+                               "not_selected": report.not_selected, "duplicates": report.duplicates,
+                               "no_origin": len(report.no_origin)}))  # fmt: skip
+        return
+    verb = "would redrive" if dry_run else "redriven"
+    for (reason, topic), n in sorted(report.redriven.items()):
+        click.echo(f"{verb:14} {reason:24} {topic:30} {n}")
+    click.echo(f"{'would redrive' if dry_run else 'redrove'} {total} dead letter(s); {already} redriven by an "
+               f"earlier run; {report.duplicates} duplicate copies skipped; {report.not_selected} of other reasons "
+               "left alone"
+               + ("; dry run: nothing published or committed" if dry_run else ""), err=True)  # fmt: skip
+
+
+@cli.group()
+def offsets() -> None:
+    """The worker group's offsets on the inbound topics: show them, reset them to replay."""
+
+
+@offsets.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print them as one JSON object.")
+@pass_ctx
+def offsets_show(ctx: Context, as_json: bool) -> None:
+    """Committed offset, end offset and lag of the worker group on every inbound partition."""
+    from clientpulse.ops import show_offsets
+
+    view = _ops(show_offsets, ctx.settings)
+    if as_json:
+        parts = [{"topic": p.topic, "partition": p.partition, "beginning": p.beginning, "committed": p.committed,
+                  "end": p.end, "lag": p.lag} for p in view.partitions]  # fmt: skip
+        click.echo(json.dumps({"group": view.group, "state": view.state.state, "members": list(view.state.members),
+                               "partitions": parts}))  # fmt: skip
+        return
+    click.echo(f"group {view.group}: {view.state.state}, {len(view.state.members)} member(s)")
+    for member in view.state.members:
+        click.echo(f"  member {member}")
+    rows = [[p.topic, p.partition, "-" if p.committed is None else p.committed, p.end, p.lag] for p in view.partitions]
+    click.echo(render(["topic", "partition", "committed", "end", "lag"], rows, "table"), nl=False)
+
+
+@offsets.command("reset")
+@click.option("--to", "to", required=True, metavar="earliest|DATETIME",
+              help="earliest, or an ISO-8601 instant with a timezone (Kafka record time = publish time).")  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="Show the new offsets; commit nothing.")
+@pass_ctx
+def offsets_reset(ctx: Context, to: str, dry_run: bool) -> None:
+    """Move the worker group's offsets so the next start replays the inbound topics (stop every worker first)."""
+    from clientpulse.ops import parse_target, reset_offsets
+
+    try:
+        target = parse_target(to)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--to") from None
+    changes = _ops(reset_offsets, ctx.settings, target, dry_run=dry_run)
+    rows = [[c.topic, c.partition, "-" if c.old is None else c.old, c.new, c.end] for c in changes]
+    click.echo(render(["topic", "partition", "committed", "new", "end"], rows, "table"), nl=False)
+    replay = sum(c.end - c.new for c in changes)
+    click.echo(f"{'dry run: would reset' if dry_run else 'reset'} group {ctx.settings.app_id} on {len(changes)} "
+               f"partition(s); the next worker start reads {replay} record(s)", err=True)  # fmt: skip
+
+
+@cli.command()
+@click.option("--profiles", is_flag=True, help="Client profiles and churn-risk state, from the inbound events.")
+@click.option("--allow-missing-history", is_flag=True, help="Rebuild even if retention deleted old inbound events.")
+@pass_ctx
+def rebuild(ctx: Context, profiles: bool, allow_missing_history: bool) -> None:
+    """Rebuild worker state from the inbound topics (stop every worker first)."""
+    from clientpulse.ops import rebuild_profiles
+
+    if not profiles:
+        raise click.UsageError("say what to rebuild: --profiles")
+    done = _ops(rebuild_profiles, ctx.settings, allow_missing_history=allow_missing_history)
+    click.echo(f"reset group     {ctx.settings.app_id} to earliest on {len(done.offsets)} partition(s)")
+    for topic in done.deleted_topics:
+        click.echo(f"deleted topic   {topic}")
+    if done.removed_dir is not None:
+        click.echo(f"removed         {done.removed_dir}")
+    replay = sum(c.end - c.new for c in done.offsets)
+    click.echo(f"start the worker: it re-reads {replay} inbound record(s) and rebuilds every profile", err=True)
+
+
 cli.add_command(alerts)
 
 
@@ -408,6 +661,11 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError) and exc.title == "Settings":  # name the variables, never their values
+            click.echo(f"clientpulse: error: {settings_error_line(exc)}", err=True)
+            sys.exit(2)
         message = str(exc).splitlines()[0] if str(exc) else ""
         click.echo(f"clientpulse: error: {type(exc).__name__}: {message}", err=True)
         sys.exit(1)

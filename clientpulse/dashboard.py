@@ -31,6 +31,7 @@ import orjson
 from clickhouse_connect.driver.client import Client
 
 from clientpulse.dashboard_assets import pages
+from clientpulse.security import redacted_dsn
 from sinks.clickhouse import connect, query_readonly
 from sinks.migrations import BI_VIEWS
 
@@ -50,15 +51,16 @@ class NotReady(RuntimeError):
     """Nothing to show: no data directory, one locked by another process, or a database not migrated."""
 
 
-def open_reader(dsn: str, database: str) -> Client:
+def open_reader(dsn: str | Mapping[str, Any], database: str) -> Client:
     """A client whose whole ClickHouse session is readonly=1 (DDL, DML and SET refused)."""
     return connect(dsn, database, readonly=1)
 
 
-def open_checked(dsn: str, database: str) -> Client:
+def open_checked(dsn: str | Mapping[str, Any], database: str) -> Client:
     """`open_reader`, with the usual reasons it fails said in words, and the BI views checked."""
-    if dsn.startswith("chdb://"):
-        path = Path(dsn.removeprefix("chdb://"))
+    where = redacted_dsn(dsn if isinstance(dsn, str) else dsn["dsn"])  # for messages: never the password
+    if where.startswith("chdb://"):
+        path = Path(where.removeprefix("chdb://"))
         if not (path / "metadata").is_dir():
             raise NotReady(f"no embedded ClickHouse data at {path} (run `clientpulse demo` there, or pass --data-dir)")
     try:
@@ -67,11 +69,11 @@ def open_checked(dsn: str, database: str) -> Client:
         text = str(exc)
         if "Unable to open the chdb engine" in text or "Cannot lock file" in text:
             raise NotReady(
-                f"cannot open {dsn}: another process owns it (chdb allows one), e.g. a running worker, which "
+                f"cannot open {where}: another process owns it (chdb allows one), e.g. a running worker, which "
                 "serves this dashboard itself at http://127.0.0.1:<worker web port>/dashboard/"
             ) from None
         if "UNKNOWN_DATABASE" in text:
-            raise NotReady(f"no database {database!r} at {dsn} (run `clientpulse migrate` or a demo)") from None
+            raise NotReady(f"no database {database!r} at {where} (run `clientpulse migrate` or a demo)") from None
         raise
     found = {
         r["name"] for r in reader(client)("SELECT name FROM system.tables WHERE database = currentDatabase()", None)
@@ -368,7 +370,9 @@ class Dashboard:
     """The pages over one read-only client. Every call into ClickHouse runs on `executor`: chdb wants
     one thread, and in the worker that thread is the one that already owns the writer's client."""
 
-    def __init__(self, dsn: str, database: str, executor: Callable[[], Executor | None], base: str = "") -> None:
+    def __init__(
+        self, dsn: str | Mapping[str, Any], database: str, executor: Callable[[], Executor | None], base: str = ""
+    ) -> None:
         self.dsn, self.database, self.base = dsn, database, base.rstrip("/")
         self._executor = executor
         self._client: Client | None = None
@@ -506,7 +510,7 @@ async def serve_until_stopped(
         await runner.cleanup()
 
 
-def serve(dsn: str, database: str, host: str, port: int, on_ready: Callable[[str], None]) -> None:
+def serve(dsn: str | Mapping[str, Any], database: str, host: str, port: int, on_ready: Callable[[str], None]) -> None:
     """Blocking: the dashboard on host:port until Ctrl-C or SIGTERM."""
     executor = ThreadPoolExecutor(1, thread_name_prefix="clickhouse")
     dashboard = Dashboard(dsn, database, lambda: executor)
@@ -524,7 +528,9 @@ def serve(dsn: str, database: str, host: str, port: int, on_ready: Callable[[str
 DASHBOARD_PATH = "/dashboard"
 
 
-def mount_on_faust(app: Any, dsn: str, database: str, executor: Callable[[], Executor | None]) -> Dashboard:
+def mount_on_faust(
+    app: Any, dsn: str | Mapping[str, Any], database: str, executor: Callable[[], Executor | None]
+) -> Dashboard:
     """Routes under /dashboard/ on faust's web server (its own routes, e.g. the GET / health check, stay)."""
     from faust import web
 

@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from clientpulse.broker import LocalBroker, free_port
 from clientpulse.progress import ProgressProbe
+from clientpulse.security import clickhouse_connect_kwargs, kafka_python_config, redacted_dsn
 from clientpulse.settings import Settings
 
 MARKER = "clientpulse-demo.json"
@@ -92,7 +93,7 @@ def run_demo(settings: Settings, *, clients: int, days: int, seed: int, bad: int
         env = _child_env(settings)
         subprocess.run(_cli("topics", "create"), env=env, check=True, capture_output=True)
         subprocess.run(_cli("migrate"), env=env, check=True, capture_output=True)
-        console.print(f"[bold]clickhouse[/] {settings.clickhouse_dsn} migrated")
+        console.print(f"[bold]clickhouse[/] {redacted_dsn(settings.clickhouse_dsn)} migrated")
         with open(logs / "worker.log", "ab") as worker_log:
             worker = subprocess.Popen(_cli("worker"), env=env, stdout=worker_log, stderr=subprocess.STDOUT)
         ready_s = _wait_ready(settings, worker)
@@ -108,7 +109,7 @@ def run_demo(settings: Settings, *, clients: int, days: int, seed: int, bad: int
                       f"in {generated_s:.1f}s")  # fmt: skip
         published = Counter(e.event_type for e in history.events)
         t0 = time.monotonic()
-        with Publisher(settings.kafka_bootstrap) as pub:
+        with Publisher(settings.kafka_bootstrap, **kafka_python_config(settings)) as pub:
             for e in history.events:
                 pub.publish_validated(e)
             for topic, key, value in bad_records(bad, seed):
@@ -136,7 +137,7 @@ def run_demo(settings: Settings, *, clients: int, days: int, seed: int, bad: int
         processing_s=round(processing_s, 1),
         events_per_s=round(total / processing_s, 1) if processing_s else None,
         data_dir=str(data_dir),
-        clickhouse_dsn=settings.clickhouse_dsn,
+        clickhouse_dsn=redacted_dsn(settings.clickhouse_dsn),
     )
     return summary
 
@@ -156,7 +157,7 @@ def _wait_ready(settings: Settings, worker: subprocess.Popen[bytes]) -> float:
 
 def _wait_until_committed(settings: Settings, total: int, worker: subprocess.Popen[bytes], console: Console) -> float:
     """Seconds until the worker has committed every record (= written to ClickHouse)."""
-    probe = ProgressProbe(settings.kafka_bootstrap, settings.app_id)
+    probe = ProgressProbe(settings.kafka_bootstrap, settings.app_id, **kafka_python_config(settings))
     started = time.monotonic()
     columns = (TextColumn("[bold]processing[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
@@ -190,7 +191,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def _summarize(settings: Settings, published: Counter[str], bad: int) -> dict[str, Any]:
     from sinks.clickhouse import connect, query_readonly
 
-    client = connect(settings.clickhouse_dsn, settings.clickhouse_database)
+    client = connect(clickhouse_connect_kwargs(settings), settings.clickhouse_database)
     try:
         _, rows = query_readonly(client, "SELECT event_type, count() FROM events GROUP BY event_type ORDER BY 1")
         stored = {t: int(n) for t, n in rows}
@@ -285,3 +286,4 @@ def print_summary(summary: dict[str, Any]) -> None:
     console.print(
         f'query it: clientpulse --data-dir {data_dir} sql "SELECT event_type, count() FROM events GROUP BY event_type"'
     )
+    console.print(f"see it:   clientpulse --data-dir {data_dir} dashboard   (or run the demo with --serve)")

@@ -12,16 +12,18 @@ committed offsets equals the number of records consumed.
 
 from __future__ import annotations
 
+from typing import Any
+
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from schemas.topics import INBOUND_TOPIC_NAMES
 
 
 class ProgressProbe:
-    def __init__(self, bootstrap: str, group: str) -> None:
+    def __init__(self, bootstrap: str, group: str, **client_config: Any) -> None:
         self.group = group
-        self.admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="clientpulse-progress")
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="clientpulse-progress")
+        self.admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="clientpulse-progress", **client_config)
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="clientpulse-progress", **client_config)
         try:
             self.partitions = [
                 TopicPartition(topic, p)

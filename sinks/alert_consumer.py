@@ -17,9 +17,10 @@ import signal
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
 from types import FrameType
+from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
@@ -57,6 +58,8 @@ class ConsumerOptions:
     # longer than this gets us evicted (the commit then fails and the batch is re-read, see run()).
     max_poll_interval_ms: int = 300_000
     dedupe_capacity: int = 100_000
+    client_config: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    """Security keyword arguments for KafkaConsumer (clientpulse.security.kafka_python_config)."""
 
 
 @dataclass
@@ -151,6 +154,7 @@ class AlertConsumer:
             session_timeout_ms=o.session_timeout_ms,
             heartbeat_interval_ms=o.heartbeat_interval_ms,
             max_poll_interval_ms=o.max_poll_interval_ms,
+            **o.client_config,
         )
         consumer.subscribe([o.topic])
         return consumer

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -19,12 +20,14 @@ log = logging.getLogger(__name__)
 READ_FORWARD_MS = 300
 
 
-async def true_end_offsets(bootstrap: str, reported: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
+async def true_end_offsets(
+    bootstrap: str, reported: Mapping[TopicPartition, int], auth: Mapping[str, Any] | None = None
+) -> dict[TopicPartition, int]:
     ends = dict(reported)
     partitions: Iterable[TopicPartition] = list(ends)
     if not ends:
         return ends
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **(auth or {}))
     await consumer.start()
     try:
         consumer.assign(list(partitions))
@@ -40,7 +43,7 @@ async def true_end_offsets(bootstrap: str, reported: Mapping[TopicPartition, int
         await consumer.stop()
 
 
-def patch_faust_highwaters(bootstrap: str) -> None:
+def patch_faust_highwaters(bootstrap: str, auth: Mapping[str, Any] | None = None) -> None:
     """Make faust's recovery use true end offsets (see module doc). Idempotent."""
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
@@ -52,7 +55,7 @@ def patch_faust_highwaters(bootstrap: str) -> None:
         reported = await original(self, partitions)
         if self.consumer.in_transaction:
             return reported
-        ends = await true_end_offsets(bootstrap, reported)
+        ends = await true_end_offsets(bootstrap, reported, auth)
         if ends != dict(reported):
             log.info("end offsets corrected from %s to %s", dict(reported), ends)
         return ends

@@ -11,28 +11,38 @@ import asyncio
 import json
 import logging
 import os
+import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import faust
 import orjson
 from faust.types import EventT
 
+from clientpulse.logs import logging_config
+from clientpulse.security import aiokafka_config, clickhouse_connect_kwargs, faust_broker_credentials
 from clientpulse.settings import Settings
 from schemas.alerts import Alert
+from schemas.events import Envelope
 from schemas.topics import ALERTS, DEAD_LETTER, INBOUND_TOPIC_NAMES, PROFILES
-from sinks.clickhouse import ClickHouseWriter, connect
+from sinks.clickhouse import ClickHouseWriter, clickhouse_fault, connect
 from sinks.rows import Origin
-from streams.alerting import RiskState
+from streams.alerting import OPEN_EPISODES_SQL, OpenEpisode, RiskState, adopt_open_episode
 from streams.assessing import RiskBatch, as_datetime, assess_batch
 from streams.commit_guard import CommitGuard, disable_gap_filling, strict_commit_head
+from streams.dedupe import Known, known_from_rows, lookup
 from streams.event_clock import Deadlines, EventClock
-from streams.intake import Rejected, plan_batch
+from streams.intake import BatchPlan, Rejected, plan_batch
+from streams.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from streams.metrics import WorkerMetrics
 from streams.profile import ClientProfile, ProfileSnapshot, epoch_seconds, snapshot
 from streams.profiling import ProfileBatch, profile_batch
+from streams.quarantine import isolate
 from streams.tansu_compat import patch_faust_highwaters
 from streams.tiering import TierChange
 
@@ -42,12 +52,15 @@ DLQ_HEADER_PREFIX = "clientpulse.dlq."
 
 
 def create_app(settings: Settings) -> faust.App:
-    patch_faust_highwaters(settings.kafka_bootstrap)
+    patch_faust_highwaters(settings.kafka_bootstrap, aiokafka_config(settings))
     disable_gap_filling()
     strict_commit_head(INBOUND_TOPIC_NAMES)
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        # SASL/TLS (clientpulse.security): faust has no TLS URL scheme; its consumer, producer and topic
+        # creation take the protocol from these credentials (None = PLAINTEXT).
+        broker_credentials=faust_broker_credentials(settings),
         datadir=str(settings.data_dir / "faust"),
         # The profile table lives in memory and is rebuilt from its changelog topic on start;
         # rocksdict:// keeps it on disk instead (faster restarts for very many clients).
@@ -69,7 +82,7 @@ def create_app(settings: Settings) -> faust.App:
         topic_disable_leader=True,
         web_enabled=settings.worker_web_port > 0,
         web_port=settings.worker_web_port or 6066,
-        web_bind="127.0.0.1" if settings.embedded_clickhouse else "0.0.0.0",
+        web_bind=settings.worker_web_bind,  # loopback unless told: metrics and the dashboard are not public
         # Larger in-memory buffers let take_events fill whole batches instead of many small ones.
         stream_buffer_maxsize=max(4096, settings.sink_batch_size * 2),
     )
@@ -99,6 +112,8 @@ def create_app(settings: Settings) -> faust.App:
     )
     alerts_topic = app.topic(ALERTS.name, key_serializer="raw", value_serializer="raw")
     state: dict[str, Any] = {}
+    adoptable: dict[str, OpenEpisode] = {}  # open churn episodes in ClickHouse (see _adopt_open_episodes)
+    metrics = WorkerMetrics()
     clock = EventClock(idle_seconds=settings.idle_clock_seconds)
     deadlines = Deadlines()
     # One writer at a time: batches and the event-time timer both change tables and write ClickHouse.
@@ -108,14 +123,47 @@ def create_app(settings: Settings) -> faust.App:
     async def open_clickhouse() -> None:
         # chdb lives in this process; one thread owns all calls into it.
         state["executor"] = ThreadPoolExecutor(1, thread_name_prefix="clickhouse")
-        client = connect(settings.clickhouse_dsn, settings.clickhouse_database)
-        state["writer"] = ClickHouseWriter(client)
+        loop = asyncio.get_running_loop()
+        # A ClickHouse server that is down at start is waited for, like one that goes down later.
+        client = await loop.run_in_executor(state["executor"], _connect_with_retry, settings)
+        fault = clickhouse_fault(settings.fault_clickhouse_down_file)
+        state["writer"] = ClickHouseWriter(client, sla=settings.sla, fault=fault)  # sla_targets for the BI views
+
+    if settings.embedded_clickhouse and settings.worker_web_port > 0:
+        # chdb admits one process, and while the worker runs it is this one: it serves the read-only
+        # dashboard at /dashboard/ on its loopback web port, on the thread that owns chdb.
+        from clientpulse.dashboard import mount_on_faust
+
+        mount_on_faust(
+            app, clickhouse_connect_kwargs(settings), settings.clickhouse_database, lambda: state.get("executor")
+        )
 
     guard = CommitGuard(INBOUND_TOPIC_NAMES)
 
     @app.timer(2.0)
     async def guard_commits() -> None:
         await guard.check(app.consumer, idle=state.get("batches_in_flight", 0) == 0)
+        metrics.ready.set(int(_ready()))
+        if "writer" in state:  # retries happen inside a write that may not return for a while: count live
+            retries = state["writer"].stats.retries
+            metrics.sink_retries.inc(retries - state.get("retries_seen", 0))
+            state["retries_seen"] = retries
+        metrics.profiles.set(len(profiles))
+        if app.consumer is not None:
+            metrics.set_lag(_lag())
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(metrics.exposition(), content_type=METRICS_CONTENT_TYPE)
+
+    @app.page("/health/live")
+    async def live(web: Any, request: Any) -> Any:
+        return web.json({"status": "live"})  # the event loop answers: the process is not wedged
+
+    @app.page("/health/ready")
+    async def ready(web: Any, request: Any) -> Any:
+        ok = _ready()
+        return web.json({"status": "ready" if ok else "starting"}, status=200 if ok else 503)
 
     @app.timer(1.0)
     async def event_time_timer() -> None:
@@ -124,7 +172,7 @@ def create_app(settings: Settings) -> faust.App:
         if not _ready() or not clock.progress:
             return
         async with turn:
-            _refresh_deadlines()
+            await _refresh_deadlines()
             now = clock.tick(_lagging())
             if now is not None:
                 await assess_due(now)
@@ -161,10 +209,48 @@ def create_app(settings: Settings) -> faust.App:
                 out.add(key)
         return out
 
-    def _refresh_deadlines() -> None:
+    def _lag() -> dict[tuple[str, int], int]:
+        """Records not yet processed per inbound partition (by the fetch high watermark)."""
+        consumer = app.consumer
+        out = {}
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp) if tp.topic in INBOUND_TOPIC_NAMES else None
+            if end is not None and end >= 0:
+                key = (tp.topic, tp.partition)
+                out[key] = end - (read[key] + 1 if key in read else consumer._committed_offset.get(tp) or 0)
+        return out
+
+    async def _refresh_deadlines() -> None:
         # At start and after a rebalance: the deadlines of this worker's clients, from the risk table.
         if deadlines.stale:
+            await _adopt_open_episodes()
             deadlines.rebuild((k.decode(), RiskState.from_bytes(v).due_at) for k, v in risks.items() if v)
+
+    async def _adopt_open_episodes() -> None:
+        """After a crash ClickHouse may hold a churn raise whose risk state never reached the changelog:
+        re-reading the batch must continue that episode, not raise a second one under another id."""
+        loop = asyncio.get_running_loop()
+        rows = await loop.run_in_executor(
+            state["executor"], state["writer"].read, "open episodes", OPEN_EPISODES_SQL, {}
+        )
+        mine = {tp.partition for tp in app.consumer.assignment() if tp.topic in INBOUND_TOPIC_NAMES}
+        adoptable.clear()
+        for client_id, *rest in rows:
+            if client_partition(client_id, settings.partitions) in mine:
+                adoptable[client_id] = OpenEpisode(*rest)
+
+    def _adopt_due(items: Sequence[tuple[Any, ...]]) -> None:
+        # Only once the client is assessed at or after the episode's raise: a replay from earlier
+        # offsets (a rebuild) must first reach that instant, or it would resolve the episode early.
+        for _, snap, _ in items:
+            found = adoptable.get(snap.client_id)
+            if found is None or snap.as_of < datetime.fromisoformat(found.episode):
+                continue
+            del adoptable[snap.client_id]
+            adopted = adopt_open_episode(_load_risk(risks, snap.client_id), snap.client_id, found)
+            if adopted is not None:
+                risks[snap.client_id.encode()] = adopted.to_bytes()
+                log.warning("continuing open churn episode %s of %s found in ClickHouse", found.episode, snap.client_id)
 
     def _ready() -> bool:
         recovery = app.tables.recovery
@@ -177,19 +263,36 @@ def create_app(settings: Settings) -> faust.App:
         while not _ready():
             await asyncio.sleep(0.05)
         async with turn:
-            _refresh_deadlines()
+            await _refresh_deadlines()
             origins = [_origin(e) for e in events]
             now = datetime.now(UTC)
-            plan = plan_batch(origins, now, settings.max_message_bytes)
-            updates = profile_batch(plan.events, lambda client_id: _load(profiles, client_id), settings.tiers)
+            plan = plan_batch(
+                origins,
+                now,
+                settings.max_message_bytes,
+                max_future_skew=timedelta(hours=settings.max_future_skew_hours),
+                store_contact_pii=settings.store_contact_pii,
+            )
+            plan = plan.without_reused(await _stored_fingerprints(plan.keys()))  # event_id_reused
             for origin in origins:
                 key = (origin.topic, origin.partition)
                 read[key] = max(read.get(key, -1), origin.offset)
             for origin, event in zip(plan.sources, plan.events, strict=True):
                 clock.observe((origin.topic, origin.partition), epoch_seconds(event.occurred_at))
             clock_now = clock.settle(_lagging())
-            items, later = _as_of_clock(updates, clock_now)
-            assessed = assess_batch(items, lambda c: _load_risk(risks, c), settings.risk_config, now)
+
+            def domain_step(events: Sequence[Envelope]) -> tuple[ProfileBatch, dict[str, int], RiskBatch]:
+                # Pure in the events (the loads re-read the tables), so quarantine may run it again.
+                updates = profile_batch(events, lambda client_id: _load(profiles, client_id), settings.tiers)
+                items, later = _as_of_clock(updates, clock_now)
+                _adopt_due(items)
+                return updates, later, assess_batch(items, lambda c: _load_risk(risks, c), settings.risk_config, now)
+
+            # Poison pills: events the domain step raises for are dead-lettered (internal_error), not retried.
+            (updates, later, assessed), poisoned = isolate(plan.events, domain_step)
+            if poisoned:
+                plan = plan.without_poisoned(poisoned)
+                log.error("dead-lettered %d event(s) whose processing raised: %s", len(poisoned), _details(plan))
             rows = _merge_rows(plan.rows, updates.rows, assessed.rows)
             await write_rows(rows, lambda: _store(updates.profiles, assessed))
             pending = [await _publish_profile(profiles_topic, snap, updates.tier_changes) for snap in updates.snapshots]
@@ -197,10 +300,20 @@ def create_app(settings: Settings) -> faust.App:
             if plan.rejected:
                 pending += await _publish_dead_letters(dead_letter_topic, plan.rejected)
             await asyncio.gather(*pending)
+            metrics.count_batch(plan.per_type)
+            metrics.count_alerts((a.kind.value, a.status.value) for a in assessed.alerts)
             deadlines.update(assessed.deadlines)
             deadlines.update({c: min(t, deadlines.due_at.get(c, t)) for c, t in later.items()})
             if clock_now is not None:
                 await assess_due(clock_now)
+
+    async def _stored_fingerprints(keys: list[tuple[str, UUID]]) -> Known:
+        """The stored content fingerprints of a batch's event ids: one primary-key lookup query per batch."""
+        loop = asyncio.get_running_loop()
+        rows: list[tuple[Any, ...]] = []
+        for sql, params in lookup(keys):
+            rows += await loop.run_in_executor(state["executor"], state["writer"].read, "event_id lookup", sql, params)
+        return known_from_rows(rows)
 
     async def assess_due(now: int) -> None:
         """The event-time timer's work: assess clients whose deadline is at or before `now`, as of `now`
@@ -213,18 +326,29 @@ def create_app(settings: Settings) -> faust.App:
             profile = _load(profiles, client_id)
             if profile is not None:
                 items.append((profile, snapshot(profile, as_datetime(now)), None))
-        assessed = assess_batch(items, lambda c: _load_risk(risks, c), settings.risk_config, datetime.now(UTC))
+        emitted_at = datetime.now(UTC)
+        _adopt_due(items)
+        assessed, broken = isolate(
+            items,
+            lambda its: assess_batch(its, lambda c: _load_risk(risks, c), settings.risk_config, emitted_at),
+            client_of=lambda item: item[0].client_id,
+        )
+        if broken:  # no event to dead-letter: log it; the client's deadline is dropped until its next event
+            log.error("risk assessment raised for %s", "; ".join(f"{i[0].client_id}: {e!r}"[:300] for i, e in broken))
         await write_rows(assessed.rows, lambda: _store({}, assessed), store_on_cancel=False)
         await asyncio.gather(*[await _publish_alert(alerts_topic, a) for a in assessed.alerts])
+        metrics.count_alerts((a.kind.value, a.status.value) for a in assessed.alerts)
         deadlines.update({c: assessed.deadlines.get(c) for c in due})
 
     async def write_rows(rows: dict[str, list[tuple[Any, ...]]], store: Any, store_on_cancel: bool = True) -> None:
         """ClickHouse first, then the tables: a changelog entry must not get ahead of the rows (a replay
         would then see no change and write nothing). faust flushes the changelog before it commits."""
         loop = asyncio.get_running_loop()
+        started = loop.time()
         write = loop.run_in_executor(state["executor"], state["writer"].write, rows)
         try:
             await asyncio.shield(write)
+            metrics.record_write(loop.time() - started, sum(len(r) for r in rows.values()))
         except asyncio.CancelledError:
             # Stopping: finish the durable write; a batch also stores what it reflects, since faust acks
             # (and then commits) its offsets on the way out. The timer has no offsets: its clients keep
@@ -242,6 +366,25 @@ def create_app(settings: Settings) -> faust.App:
             risks[client_id.encode()] = risk.to_bytes()
 
     return app
+
+
+def client_partition(client_id: str, partitions: int) -> int:
+    """The partition our producers (kafka-python's default partitioner) send a client's events to."""
+    from kafka.partitioner.default import murmur2
+
+    return (murmur2(client_id.encode()) & 0x7FFFFFFF) % partitions
+
+
+def _connect_with_retry(settings: Settings, max_backoff: float = 30.0) -> Any:
+    """Open ClickHouse, waiting with backoff while it is unreachable (logged without the password)."""
+    delay = 0.5
+    while True:
+        try:
+            return connect(clickhouse_connect_kwargs(settings), settings.clickhouse_database)
+        except Exception as exc:
+            log.warning("ClickHouse unreachable (%s); retrying in %.1fs", type(exc).__name__, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, max_backoff)
 
 
 def ready_file(settings: Settings) -> Path:
@@ -271,6 +414,10 @@ def _as_of_clock(updates: ProfileBatch, clock_now: int | None) -> tuple[list[Any
             snap = replace(snapshot(profile, as_datetime(clock_now)), tier=snap.tier)
         items.append((profile, snap, changes.get(snap.client_id)))
     return items, later
+
+
+def _details(plan: BatchPlan) -> str:
+    return "; ".join(sorted({r.detail for r in plan.rejected if r.reason == "internal_error"}))
 
 
 def _load_risk(table: Any, client_id: str) -> RiskState | None:
@@ -328,5 +475,11 @@ def run_worker(settings: Settings) -> None:
     ready_file(settings).unlink(missing_ok=True)
     app = create_app(settings)
     logging.getLogger("clickhouse_connect").setLevel(logging.WARNING)
-    worker = Worker(app, loglevel=settings.log_level, quiet=True)
+    worker = Worker(
+        app,
+        loglevel=settings.log_level,
+        quiet=True,
+        # one handler, text or JSON lines, with secrets and contact data redacted (clientpulse.logs)
+        logging_config=logging_config(settings.log_level, settings.log_format, settings.secrets()),
+    )
     worker.execute_from_commandline()

@@ -13,9 +13,10 @@ import json
 import os
 import re
 import shlex
+import xml.etree.ElementTree as ET
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 import click
 import pytest
@@ -26,8 +27,9 @@ from clientpulse.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
+ENV_EXAMPLE = ROOT / ".env.example"  # copied to .env by users; compose interpolates from it
 
-REQUIRED_SERVICES = {"kafka", "clickhouse", "init", "worker", "generator"}
+REQUIRED_SERVICES = {"kafka", "clickhouse", "init", "worker", "generator", "grafana"}
 APP_SERVICES = ("init", "worker", "alerts", "generator")  # the services running our image
 PREFIX = "CLIENTPULSE_"
 
@@ -80,11 +82,30 @@ def environment(service: dict[str, Any]) -> dict[str, str | None]:
     return {str(k): (None if v is None else str(v)) for k, v in raw.items()}
 
 
-def resolved(value: str | None) -> str | None:
+def dotenv(path: Path, commented: bool = False) -> dict[str, str]:
+    """KEY=VALUE lines of an env file as compose reads .env; `commented`: also the #KEY=VALUE examples."""
+    out: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if commented and re.match(r"#[A-Z][A-Z0-9_]*=", line):
+            line = line[1:]
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            out[name.strip()] = value.strip().strip("'\"")
+    return out
+
+
+def stack_env() -> dict[str, str]:
+    """What compose interpolates from: .env.example, its blank passwords filled in as a user must."""
+    return {name: value or f"test-{name.lower()}" for name, value in dotenv(ENV_EXAMPLE).items()}
+
+
+def resolved(value: str | None, env: dict[str, str] | None = None) -> str | None:
+    """A compose value as `docker compose up` sees it with .env made from .env.example (None: unresolvable)."""
     if value is None:
         return None
     try:
-        return interpolate(value)
+        return interpolate(value, stack_env() if env is None else env)
     except Unresolvable:
         return None
 
@@ -423,8 +444,9 @@ def test_clickhouse_dsn_points_at_the_clickhouse_service(services):
         dsn = urlparse(resolved(env[f"{PREFIX}CLICKHOUSE_DSN"]))  # the form clickhouse-connect's get_client parses
         assert dsn.scheme == "http"
         assert dsn.hostname == "clickhouse" and dsn.port == 8123
-        assert unquote(dsn.username or "") == resolved(ch_env["CLICKHOUSE_USER"])
-        assert unquote(dsn.password or "") == resolved(ch_env["CLICKHOUSE_PASSWORD"])
+        assert dsn.password is None, "the password has its own setting (a SecretStr), not the DSN"
+        assert resolved(env[f"{PREFIX}CLICKHOUSE_USERNAME"]) == resolved(ch_env["CLICKHOUSE_USER"])
+        assert resolved(env[f"{PREFIX}CLICKHOUSE_PASSWORD"]) == resolved(ch_env["CLICKHOUSE_PASSWORD"])
         database = dsn.path.strip("/")
         assert database == ch_env["CLICKHOUSE_DB"], "a database named in the DSN must exist"
         configured = resolved(env.get(f"{PREFIX}CLICKHOUSE_DATABASE"))
@@ -435,7 +457,245 @@ def test_bootstrap_uses_the_internal_listener(services):
     advertised = listeners(environment(services["kafka"])["KAFKA_ADVERTISED_LISTENERS"])
     host, port = advertised["PLAINTEXT"]
     for name in APP_SERVICES:
-        assert environment(services[name])[f"{PREFIX}KAFKA_BOOTSTRAP"] == f"{host}:{port}"
+        assert resolved(environment(services[name])[f"{PREFIX}KAFKA_BOOTSTRAP"]) == f"{host}:{port}"
+
+
+# ---------------------------------------------------------------- BI: read-only ClickHouse user, Grafana
+
+DEPLOY = ROOT / "deploy"
+BI_USERS_XML = DEPLOY / "clickhouse" / "users.d" / "bi-readonly.xml"
+GRAFANA_DATASOURCES = DEPLOY / "grafana" / "provisioning" / "datasources"
+GRAFANA_DASHBOARD_PROVIDERS = DEPLOY / "grafana" / "provisioning" / "dashboards"
+GRAFANA_DASHBOARDS = DEPLOY / "grafana" / "dashboards"
+
+
+def bind_mounts(service: dict[str, Any]) -> dict[str, Path]:
+    """container path -> host path (resolved against the compose file's directory) of the bind mounts."""
+    out = {}
+    for entry in service.get("volumes") or []:
+        source, target = entry.split(":")[:2] if isinstance(entry, str) else (entry.get("source"), entry.get("target"))
+        if source and source.startswith((".", "/")):
+            out[target.rstrip("/")] = (COMPOSE_FILE.parent / source).resolve()
+    return out
+
+
+def bi_user() -> tuple[str, ET.Element, ET.Element]:
+    """(user name, user element, its settings profile) from the users.d file."""
+    root = ET.parse(BI_USERS_XML).getroot()
+    [user] = list(root.find("users"))
+    profile = root.find(f"profiles/{user.findtext('profile')}")
+    assert profile is not None, f"profile {user.findtext('profile')!r} of {user.tag} is not defined"
+    return user.tag, user, profile
+
+
+def grafana_datasource() -> dict[str, Any]:
+    [path] = sorted(GRAFANA_DATASOURCES.glob("*.y*ml"))
+    [datasource] = yaml.safe_load(path.read_text(encoding="utf-8"))["datasources"]
+    return datasource
+
+
+def grafana_dashboards() -> list[dict[str, Any]]:
+    paths = sorted(GRAFANA_DASHBOARDS.glob("*.json"))
+    assert paths, "no provisioned dashboard"
+    return [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+
+
+def panel_queries(dashboard: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(panel title, target) of every query of every panel, rows included."""
+    out = []
+    for panel in dashboard["panels"]:
+        for p in [panel, *panel.get("panels", [])]:
+            out += [(p["title"], t) for t in p.get("targets", [])]
+    return out
+
+
+def test_bi_user_is_read_only_with_its_password_from_the_environment(services):
+    name, user, profile = bi_user()
+    assert profile.findtext("readonly") == "1", "readonly=1: no writes, no DDL, no SET"
+    # the Grafana plugin sets max_execution_time on every query: the one setting a readonly user may change
+    changeable = profile.find("constraints/max_execution_time/changeable_in_readonly")
+    assert changeable is not None
+    assert {c.tag for c in profile.find("constraints")} == {"max_execution_time"}
+    assert user.findtext("access_management", "0") == "0"
+    assert [d.text for d in user.findall("allow_databases/database")] == ["clientpulse"]
+    variable = user.find("password").get("from_env")
+    assert variable and not user.findtext("password"), "the password comes from the environment, not the file"
+    ch = services["clickhouse"]
+    assert resolved(environment(ch).get(variable)), f"clickhouse service does not set {variable}"
+    assert bind_mounts(ch)[f"/etc/clickhouse-server/users.d/{BI_USERS_XML.name}"] == BI_USERS_XML
+    assert name != resolved(environment(ch)["CLICKHOUSE_USER"]), "BI must not use the writer's account"
+
+
+def test_grafana_service(services):
+    grafana = services["grafana"]
+    image, _, tag = str(grafana["image"]).partition(":")
+    assert image in ("grafana/grafana-oss", "grafana/grafana") and re.fullmatch(r"\d+\.\d+\.\d+", tag), tag
+    env = environment(grafana)
+    assert "grafana-clickhouse-datasource" in (env.get("GF_INSTALL_PLUGINS") or env.get("GF_PLUGINS_PREINSTALL", ""))
+    assert resolved(env["GF_SECURITY_ADMIN_PASSWORD"]) and env.get("GF_USERS_ALLOW_SIGN_UP") == "false"
+    assert grafana["ports"] == ["127.0.0.1:3000:3000"], "the UI on loopback only, like the other host ports"
+    mounts = bind_mounts(grafana)
+    assert mounts["/etc/grafana/provisioning"] == DEPLOY / "grafana" / "provisioning"
+    assert mounts["/etc/grafana/dashboards"] == GRAFANA_DASHBOARDS
+    assert "/var/lib/grafana" in named_volume_mounts(grafana)
+    assert grafana["depends_on"]["clickhouse"]["condition"] == "service_healthy"
+    assert grafana["depends_on"]["init"]["condition"] == "service_completed_successfully", "views exist first"
+    assert "/api/health" in " ".join(grafana["healthcheck"]["test"])
+    home = env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert (GRAFANA_DASHBOARDS / PurePosixPath(home).name).is_file() and home.startswith("/etc/grafana/dashboards/")
+
+
+def test_grafana_datasource_is_the_read_only_user_on_the_clickhouse_service(services):
+    ds = grafana_datasource()
+    assert ds["type"] == "grafana-clickhouse-datasource" and ds["uid"]
+    data = ds["jsonData"]
+    assert data["host"] == "clickhouse" and "clickhouse" in services
+    assert data["protocol"] == "http" and data["port"] == 8123 and "8123" in str(services["clickhouse"]["ports"])
+    assert data["defaultDatabase"] == environment(services["clickhouse"])["CLICKHOUSE_DB"]
+    name, user, _ = bi_user()
+    assert data["username"] == name
+    variable = user.find("password").get("from_env")
+    assert ds["secureJsonData"]["password"] in (f"${variable}", f"${{{variable}}}")
+    grafana_env, ch_env = environment(services["grafana"]), environment(services["clickhouse"])
+    assert resolved(grafana_env[variable]) == resolved(ch_env[variable]), "Grafana and ClickHouse disagree"
+    [provider] = yaml.safe_load(next(GRAFANA_DASHBOARD_PROVIDERS.glob("*.y*ml")).read_text())["providers"]
+    assert provider["type"] == "file" and provider["options"]["path"] == "/etc/grafana/dashboards"
+
+
+def test_grafana_dashboard_covers_the_four_topics_through_the_bi_views():
+    from sinks.migrations import BI_VIEWS
+
+    ds_uid = grafana_datasource()["uid"]
+    [dashboard] = grafana_dashboards()
+    assert dashboard["uid"] and dashboard["title"]
+    rows = " ".join(p["title"].lower() for p in dashboard["panels"] if p["type"] == "row")
+    for topic in ("client health overview", "churn watchlist", "kpi trends", "complaint sla"):
+        assert topic in rows, f"no {topic!r} row"
+    queries = panel_queries(dashboard)
+    assert len(queries) >= 12
+    for title, target in queries:
+        assert target["datasource"]["uid"] == ds_uid, title
+        assert target["editorType"] == "sql" and target["rawSql"].strip().upper().startswith("SELECT"), title
+        tables = set(re.findall(r"\b(?:FROM|JOIN)\s+([A-Za-z_][\w.]*)", target["rawSql"], re.I))
+        assert tables and tables <= set(BI_VIEWS), f"{title}: reads {tables - set(BI_VIEWS)}, not only BI views"
+    used = {t for _, target in queries for t in re.findall(r"\bv_\w+", target["rawSql"])}
+    assert {"v_client_360", "v_churn_watchlist", "v_kpi_daily", "v_tier_mix", "v_complaint_sla"} <= used
+
+
+# Grafana macros of the ClickHouse plugin, replaced by a fixed range to run the panels' SQL as written.
+GRAFANA_MACROS = {
+    r"\$__dateFilter\((\w+)\)": r"\1 BETWEEN toDate('2000-01-01') AND toDate('2100-01-01')",
+    r"\$__timeFilter\((\w+)\)": r"\1 BETWEEN toDateTime64('2000-01-01 00:00:00', 3) "
+    r"AND toDateTime64('2100-01-01 00:00:00', 3)",
+}
+
+
+@pytest.mark.integration
+def test_every_grafana_panel_query_runs_read_only_on_populated_views(tmp_path_factory):
+    from clientpulse.dashboard import open_checked, reader
+    from tests.test_dashboard import chdb_dsn, populated_data_dir
+
+    data_dir = populated_data_dir(tmp_path_factory)  # a history through the real pipeline
+    client = open_checked(chdb_dsn(data_dir), "clientpulse")  # readonly=1, as the BI user
+    try:
+        q = reader(client)
+        for title, target in panel_queries(grafana_dashboards()[0]):
+            sql = target["rawSql"]
+            for pattern, replacement in GRAFANA_MACROS.items():
+                sql = re.sub(pattern, replacement, sql)
+            assert "$" not in sql, f"{title}: a Grafana macro this test does not know: {sql}"
+            rows = q(sql, None)  # unknown views or columns fail here
+            assert rows, f"{title}: no rows on a year of history"
+            if target["queryType"] == "timeSeries":
+                assert "time" in rows[0] and len(rows) > 10, title
+    finally:
+        client.close()
+
+
+# ---------------------------------------------------------------- security: secrets from .env, TLS examples
+
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY$|CREDENTIALS")
+SECURITY_FIELDS = [
+    name for name in Settings.model_fields if name.startswith(("kafka_s", "clickhouse_")) and "_dsn" not in name
+]
+
+
+def test_no_secret_has_a_literal_or_default_value_in_compose(services):
+    for name, svc in services.items():
+        for key, value in environment(svc).items():
+            if SECRET_NAME.search(key):
+                assert value and variables_in(value), f"{name}: {key} is a literal; secrets come from .env"
+                try:
+                    default = interpolate(value)  # nothing set: what compose would use without .env
+                except Unresolvable:
+                    continue  # ${VAR:?...}: compose refuses to start without it
+                assert default == "", f"{name}: {key} defaults to {default!r}"
+            if value and "://" in value:
+                url = urlparse(resolved(value) or "")
+                assert url.password is None, f"{name}: {key} carries a password in a URL"
+    text = COMPOSE_FILE.read_text(encoding="utf-8")  # the commented examples included
+    assert not re.search(r"://[^/\s:@]+:[^@\s$]+@", text), "user:password@ in a URL"
+    assert not re.search(r"(?i)password\s*=\s*[\"']?[^\s\"'$]", text), "password=... literal"
+
+
+def test_env_example_lists_every_required_secret_blank_and_only_settings_fields():
+    required = {m.group(1) for m in re.finditer(r"\$\{([A-Za-z_]\w*):\?", COMPOSE_FILE.read_text(encoding="utf-8"))}
+    example = dotenv(ENV_EXAMPLE, commented=True)
+    assert required and required <= set(example), f"not in .env.example: {required - set(example)}"
+    for name, value in example.items():
+        if SECRET_NAME.search(name):
+            assert value == "", f".env.example: {name} must be blank (a shared example password is no password)"
+        if name.startswith(PREFIX):
+            assert name[len(PREFIX) :].lower() in Settings.model_fields, f".env.example: {name} is no setting"
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_security_settings_reach_every_app_service(services, name, monkeypatch, tmp_path):
+    from clientpulse.security import clickhouse_connect_kwargs, kafka_python_config
+
+    wiring = {k: v for k, v in environment(services[name]).items() if k.startswith(PREFIX)}
+    missing = sorted(f for f in SECURITY_FIELDS if f"{PREFIX}{f.upper()}" not in wiring)
+    assert not missing, f"{name}: not passed through from .env: {missing}"
+
+    # The SASL_SSL and TLS examples of .env.example, switched on as its comments say.
+    ca = tmp_path / "ca.pem"
+    ca.write_text("in the container: /etc/clientpulse/tls/ca.pem")
+    env = stack_env() | {k: v or f"test-{k.lower()}" for k, v in dotenv(ENV_EXAMPLE, commented=True).items()}
+    env |= {k: str(ca) for k, v in env.items() if v == "/etc/clientpulse/tls/ca.pem"}
+    for optional in ("CERTFILE", "KEYFILE"):  # mutual TLS is the optional part
+        env.pop(f"{PREFIX}KAFKA_SSL_{optional}")
+    for key in [k for k in os.environ if k.startswith(PREFIX)]:
+        monkeypatch.delenv(key)
+    for key, value in wiring.items():
+        monkeypatch.setenv(key, resolved(value, env) or "")
+    s = Settings()
+    kafka, clickhouse = kafka_python_config(s), clickhouse_connect_kwargs(s)
+    assert kafka["security_protocol"] == "SASL_SSL" and kafka["ssl_cafile"] == str(ca)
+    assert kafka["sasl_plain_password"] == env[f"{PREFIX}KAFKA_SASL_PASSWORD"]
+    assert s.kafka_bootstrap == "kafka:9094", "the SASL_SSL listener of the commented example"
+    assert clickhouse["secure"] and clickhouse["verify"] and clickhouse["ca_cert"] == str(ca)
+    assert clickhouse["password"] == env["CLICKHOUSE_PASSWORD"] and clickhouse["username"] == env["CLICKHOUSE_USER"]
+
+
+def test_tls_examples_point_at_files_that_exist():
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    commented_mounts = re.findall(r"#\s*-\s*(\./deploy/[^:\s]+):([^:\s]+)", text)
+    assert commented_mounts, "no commented TLS mounts"
+    tls_xml = DEPLOY / "clickhouse" / "config.d" / "tls.xml"
+    made = (DEPLOY / "make-dev-certs.sh").read_text(encoding="utf-8")
+    for source, _ in commented_mounts:  # a file in the tree, or one deploy/make-dev-certs.sh writes
+        path = (ROOT / source).resolve()
+        assert path.exists() or (path.parent == DEPLOY / "secrets" and path.name in made), f"{source}: not made"
+    root = ET.parse(tls_xml).getroot()
+    assert root.findtext("https_port") == "8443" and "127.0.0.1:8443:8443" in text
+    server = root.find("openSSL/server")
+    mounted = {target for _, target in commented_mounts}
+    for tag in ("certificateFile", "privateKeyFile"):
+        assert server.findtext(tag) in mounted, f"tls.xml {tag} is not where compose mounts it"
+    for line in ("KAFKA_SSL_KEYSTORE_FILENAME", "KAFKA_SSL_KEYSTORE_CREDENTIALS", "KAFKA_SSL_KEY_CREDENTIALS"):
+        file = re.search(rf"#\s*{line}:\s*\"([^\"]+)\"", text)
+        assert file and file.group(1) in made, f"{line}: deploy/make-dev-certs.sh does not make it"
+    assert "SASL_SSL://kafka:9094" in text and (DEPLOY / "kafka" / "kafka_server_jaas.conf.example").is_file()
 
 
 # ---------------------------------------------------------------- helpers
