@@ -20,7 +20,7 @@ The churn alerts that come out are scored against the generator's labels:
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -58,19 +58,24 @@ def replay(
 ) -> Replay:
     config = config or RiskConfig()
     tier_rules = tier_rules or TierRules()
-    ordered = sorted(events, key=lambda e: (e.occurred_at, str(e.event_id)))
     out = Replay()
     deadlines: dict[str, int] = {}
-    step = int(batch_hours * 3600)
+    for batch, end in event_time_batches(events, int(batch_hours * 3600)):
+        _batch(out, batch, deadlines, config, tier_rules, clock=end)
+    return out
+
+
+def event_time_batches(events: Iterable[Envelope], step: int) -> Iterator[tuple[list[Envelope], int]]:
+    """The events in event-time order, cut at multiples of `step` seconds: (batch, end of its window)."""
+    ordered = sorted(events, key=lambda e: (e.occurred_at, str(e.event_id)))
     i = 0
     while i < len(ordered):
         end = (epoch_seconds(ordered[i].occurred_at) // step + 1) * step
         j = i
         while j < len(ordered) and epoch_seconds(ordered[j].occurred_at) < end:
             j += 1
-        _batch(out, ordered[i:j], deadlines, config, tier_rules, clock=end)
+        yield ordered[i:j], end
         i = j
-    return out
 
 
 def _batch(

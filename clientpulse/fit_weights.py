@@ -17,9 +17,10 @@ import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from clientpulse.evaluate import event_time_batches
 from producers.generator import ClientLabel, generate
 from streams.assessing import as_datetime
-from streams.profile import epoch_seconds, snapshot
+from streams.profile import snapshot
 from streams.profiling import profile_batch
 from streams.risk import SIGNALS, RiskRules, signals
 from streams.tiering import TierRules
@@ -35,18 +36,11 @@ WARM_UP_DAYS = 60
 def daily_strengths(clients: int, days: int, seed: int, rules: RiskRules) -> tuple[list[ClientLabel], list[tuple]]:
     """(client_id, day, strengths by SIGNALS order) for every client at the end of every day."""
     history = generate(clients=clients, days=days, seed=seed)
-    events = sorted(history.events, key=lambda e: (e.occurred_at, str(e.event_id)))
     profiles: dict = {}
     rows: list[tuple] = []
     tiers = TierRules()
-    i = 0
-    while i < len(events):
-        end = (epoch_seconds(events[i].occurred_at) // DAY + 1) * DAY
-        j = i
-        while j < len(events) and epoch_seconds(events[j].occurred_at) < end:
-            j += 1
-        profiles.update(profile_batch(events[i:j], profiles.get, tiers).profiles)
-        i = j
+    for batch, end in event_time_batches(history.events, DAY):
+        profiles.update(profile_batch(batch, profiles.get, tiers).profiles)
         at = as_datetime(end)
         for client_id, profile in profiles.items():
             found = {s.code: s.strength for s in signals(profile, snapshot(profile, at), rules)}
